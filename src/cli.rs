@@ -1,0 +1,199 @@
+//! Command-line settings, checked where they enter: every value is parsed and range-checked
+//! by clap before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Class-conditional flow matching on MNIST-format digits.
+#[derive(Debug, Parser)]
+#[command(name = "mnist-flow", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Compute device: flex (CPU), wgpu or cuda (the last two need the cargo feature).
+    #[arg(long, global = true, default_value = "flex", value_parser = ["flex", "wgpu", "cuda"])]
+    pub device: String,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model and leave a run directory.
+    Train(TrainArgs),
+    /// Draw samples from weights or a checkpoint.
+    Sample(SampleArgs),
+    /// Draw the probability path of one training image from noise to data.
+    Path(PathArgs),
+    /// Print training and sampling throughput.
+    Bench(BenchArgs),
+}
+
+/// `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Model preset: small (default), tiny, medium or reference.
+    #[arg(long, default_value = "small", value_parser = ["small", "tiny", "medium", "reference"])]
+    pub preset: String,
+    /// Stop after this many optimiser steps in all.
+    #[arg(long, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: Option<u64>,
+    /// Stop after this many minutes (default 14).
+    #[arg(long, value_parser = positive_f64)]
+    pub minutes: Option<f64>,
+    /// Images per step.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch_size: Option<u64>,
+    /// Peak learning rate.
+    #[arg(long, value_parser = positive_f64)]
+    pub lr: Option<f64>,
+    /// Probability of dropping a label, in [0, 1).
+    #[arg(long, value_parser = unit_interval)]
+    pub label_dropout: Option<f64>,
+    /// Target EMA decay, in [0, 1).
+    #[arg(long, value_parser = unit_interval)]
+    pub ema_decay: Option<f64>,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Held-out loss every N steps.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub eval_every: Option<u64>,
+    /// Test images in the held-out subset.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub eval_images: Option<u64>,
+    /// Checkpoint every N steps.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_every: Option<u64>,
+    /// Directory of MNIST-format IDX files (default: the shipped MNIST).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run directory (default runs/<preset>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in the output directory from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Euler steps of the sample sheet drawn at the end.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub sample_steps: u64,
+}
+
+/// `sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Weights or checkpoint file (default: the shipped weights).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Use the raw weights of a checkpoint instead of its EMA.
+    #[arg(long)]
+    pub raw: bool,
+    /// Labels to draw, as digits (e.g. 0123456789).
+    #[arg(long, value_parser = digit_string, conflicts_with_all = ["per_class", "count"])]
+    pub labels: Option<Labels>,
+    /// Samples per class (default 10).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10000), conflicts_with = "count")]
+    pub per_class: Option<u64>,
+    /// This many samples with random labels.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    pub count: Option<u64>,
+    /// Guidance scale(s), comma-separated; several draw one panel per scale.
+    #[arg(long, default_value = "3", value_parser = guidance_list)]
+    pub guidance: Scales,
+    /// Euler steps.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub steps: u64,
+    /// Seed of the starting noise and of random labels.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Images per network batch.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch_size: u64,
+    /// Output directory.
+    #[arg(long, default_value = "samples")]
+    pub out: PathBuf,
+}
+
+/// `path`.
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// Directory of MNIST-format IDX files (default: the shipped MNIST).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Index of the training image.
+    #[arg(long, default_value_t = 0)]
+    pub index: usize,
+    /// Number of times between 0 and 1 (inclusive).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=50))]
+    pub times: u64,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output PNG.
+    #[arg(long, default_value = "path.png")]
+    pub out: PathBuf,
+}
+
+/// `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Presets to measure, comma-separated.
+    #[arg(long, default_value = "small,reference", value_delimiter = ',',
+          value_parser = ["small", "tiny", "medium", "reference"])]
+    pub presets: Vec<String>,
+    /// Timed repetitions of each measurement (after one warm-up).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub repeats: u64,
+    /// Training batch size.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub train_batch: u64,
+    /// Images per sampling batch (each guided step evaluates twice as many rows).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub sample_batch: u64,
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("expected a positive number, found {v}")),
+        Err(_) => Err(format!("expected a positive number, found '{s}'")),
+    }
+}
+
+fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number in [0, 1), found '{s}'")),
+    }
+}
+
+/// Labels given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels(pub Vec<u8>);
+
+/// Guidance scales given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scales(pub Vec<f64>);
+
+fn digit_string(s: &str) -> Result<Labels, String> {
+    if s.is_empty() {
+        return Err("expected at least one digit label".into());
+    }
+    s.chars()
+        .map(|c| c.to_digit(10).map(|d| d as u8))
+        .collect::<Option<Vec<u8>>>()
+        .map(Labels)
+        .ok_or_else(|| format!("expected labels as digits 0-9 (e.g. 0123), found '{s}'"))
+}
+
+fn guidance_list(s: &str) -> Result<Scales, String> {
+    let scales = s
+        .split(',')
+        .map(|part| match part.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && (0.0..=100.0).contains(&v) => Ok(v),
+            _ => Err(format!("expected guidance scales in [0, 100] like 1,3,5, found '{part}'")),
+        })
+        .collect::<Result<Vec<f64>, String>>()?;
+    Ok(Scales(scales))
+}

@@ -1,0 +1,429 @@
+//! What each subcommand does, over the library.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+
+use mnist_flow::data::dataset::{self, to_byte};
+use mnist_flow::data::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
+use mnist_flow::data::{Dataset, Split};
+use mnist_flow::model::{trainable_params, UNet, UNetConfig};
+use mnist_flow::path::CondOtPath;
+use mnist_flow::sample::{sample, SampleSettings, Samples};
+use mnist_flow::train::trainer::{read_log, CHECKPOINT};
+use mnist_flow::train::{Budget, Checkpoint, Outcome, TrainConfig, Trainer};
+use mnist_flow::viz::{self, Chart, Panel, Series};
+
+use crate::cli::{BenchArgs, Cli, Command, PathArgs, SampleArgs, TrainArgs};
+
+/// Weights shipped with the repository.
+pub const SHIPPED_WEIGHTS: &str = "weights/small.mfc";
+
+pub fn run(cli: Cli) -> Result<()> {
+    let device = device(&cli.device)?;
+    match cli.command {
+        Command::Train(args) => train(args, &device),
+        Command::Sample(args) => sample_command(args, &device),
+        Command::Path(args) => path_strip(args, &device),
+        Command::Bench(args) => bench(args, &device),
+    }
+}
+
+fn device(name: &str) -> Result<Device> {
+    match name {
+        #[cfg(feature = "flex")]
+        "flex" => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(Default::default())),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(0)),
+        other => bail!(
+            "device '{other}' is not compiled in: rebuild with `--features {other}` \
+             (this build has: {})",
+            compiled_devices()
+        ),
+    }
+}
+
+fn compiled_devices() -> String {
+    let all = [("flex", cfg!(feature = "flex")), ("wgpu", cfg!(feature = "wgpu")),
+               ("cuda", cfg!(feature = "cuda"))];
+    all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// The shipped MNIST directory.
+fn default_data_dir() -> PathBuf {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    if beside.is_dir() {
+        beside
+    } else {
+        PathBuf::from("data/mnist")
+    }
+}
+
+/// Opens a split, verifying checksums: the built-in MNIST digests for the default
+/// directory, a `SHA256SUMS` file for any other directory that has one.
+fn open_split(data: Option<&Path>, split: Split) -> Result<Dataset> {
+    let (dir, digests): (PathBuf, Option<HashMap<String, String>>) = match data {
+        None => (default_data_dir(), Some(dataset::mnist_digests())),
+        Some(dir) => (dir.to_path_buf(), dataset::digests_in(dir)),
+    };
+    if !dir.is_dir() {
+        bail!("data directory {} does not exist", dir.display());
+    }
+    Ok(Dataset::open(&dir, split, digests.as_ref())?)
+}
+
+fn train(args: TrainArgs, device: &Device) -> Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&args.preset));
+    let train = open_split(args.data.as_deref(), Split::Train)?;
+    let test = open_split(args.data.as_deref(), Split::Test)?;
+
+    let mut trainer = if args.resume {
+        Trainer::resume(&train, &test, &out, device)
+            .with_context(|| format!("cannot resume from {}", out.join(CHECKPOINT).display()))?
+    } else {
+        if out.join(CHECKPOINT).exists() {
+            bail!(
+                "{} already holds a checkpoint: pass --resume to continue it, or choose --out",
+                out.display()
+            );
+        }
+        let config = train_config(&args)?;
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create run directory {}", out.display()))?;
+        Trainer::new(config, &train, &test, &out, device)?
+    };
+    let budget = match (args.steps, args.minutes, args.resume) {
+        (Some(n), _, _) => Budget::Steps(n),
+        (None, Some(m), _) => Budget::Minutes(m),
+        (None, None, true) => trainer.config().budget,
+        (None, None, false) => trainer.config().budget,
+    };
+    let json = serde_json::to_string_pretty(trainer.config())?;
+    mnist_flow::atomic::write(&out.join("config.json"), json.as_bytes())?;
+
+    let params = trainable_params(&trainer.ema().clone());
+    log::info!(
+        "training '{}' ({params} parameters) on {} images into {} with budget {budget:?}",
+        trainer.config().preset,
+        train.len(),
+        out.display()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+
+    let outcome = run_with_progress(&mut trainer, budget, &stop)?;
+    write_weights(&trainer, &out)?;
+    plot_losses(&out)?;
+    if outcome == Outcome::Interrupted {
+        log::info!("interrupted at step {}: checkpoint saved; resume with --resume", trainer.step());
+        return Ok(());
+    }
+
+    let settings = SampleSettings { steps: args.sample_steps as usize, ..Default::default() };
+    let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
+    let samples = sample(trainer.ema(), &labels, &settings, device);
+    viz::grid(&samples.images, 28, 10, 2).save_png(&out.join("samples.png"))?;
+    log::info!("finished at step {}; wrote {}", trainer.step(), out.display());
+    Ok(())
+}
+
+fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let model = UNetConfig::preset(&args.preset).expect("clap restricts presets");
+    let mut config = TrainConfig::for_preset(&args.preset, model);
+    config.seed = args.seed;
+    if let Some(b) = args.batch_size {
+        config.batch_size = b as usize;
+    }
+    if let Some(lr) = args.lr {
+        config.learning_rate = lr;
+    }
+    if let Some(p) = args.label_dropout {
+        config.label_dropout = p;
+    }
+    if let Some(d) = args.ema_decay {
+        config.ema_decay = d;
+    }
+    if let Some(n) = args.eval_every {
+        config.eval_every = n;
+    }
+    if let Some(n) = args.eval_images {
+        config.eval_images = n as usize;
+    }
+    if let Some(n) = args.checkpoint_every {
+        config.checkpoint_every = n;
+    }
+    if let Some(n) = args.steps {
+        config.budget = Budget::Steps(n);
+    } else if let Some(m) = args.minutes {
+        config.budget = Budget::Minutes(m);
+    }
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+fn run_with_progress(trainer: &mut Trainer, budget: Budget, stop: &AtomicBool) -> Result<Outcome> {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::new(match budget {
+        Budget::Steps(n) => n,
+        Budget::Minutes(m) => (m * 60.0) as u64,
+    });
+    if terminal {
+        let template = match budget {
+            Budget::Steps(_) => "{bar:30} step {pos}/{len} {msg} eta {eta}",
+            Budget::Minutes(_) => "{bar:30} {elapsed}/{len}s {msg} eta {eta}",
+        };
+        bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+        bar.set_position(trainer.step().min(bar.length().unwrap_or(0)));
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let started = Instant::now();
+    let outcome = trainer.run(budget, stop, |row, total| {
+        let heldout = row.heldout.map(|h| format!(" heldout {h:.4}")).unwrap_or_default();
+        let msg = format!("loss {:.4}{heldout} {:.1} img/s", row.loss, row.images_per_sec);
+        match budget {
+            Budget::Steps(_) => bar.set_position(row.step),
+            Budget::Minutes(_) => bar.set_position(started.elapsed().as_secs()),
+        }
+        bar.set_message(msg.clone());
+        if !terminal && (row.step % 10 == 0 || row.heldout.is_some()) {
+            let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+            eprintln!("step {}{of} {msg} lr {:.2e}", row.step, row.learning_rate);
+        }
+    });
+    bar.finish_and_clear();
+    Ok(outcome?)
+}
+
+/// Writes `weights.mfc`: config and EMA only, the file to ship or share.
+fn write_weights(trainer: &Trainer, out: &Path) -> Result<()> {
+    let bytes = mnist_flow::train::checkpoint::module_bytes(trainer.ema());
+    let state = Checkpoint::load(&out.join(CHECKPOINT))?.header;
+    let weights = Checkpoint::new(
+        trainer.config().clone(),
+        trainer.step(),
+        state.sampler,
+        state.seconds,
+        vec![("ema".to_string(), bytes)],
+    );
+    weights.save(&out.join("weights.mfc"))?;
+    Ok(())
+}
+
+fn plot_losses(out: &Path) -> Result<()> {
+    let rows = read_log(&out.join(mnist_flow::train::trainer::LOSS_LOG));
+    let train: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.loss)).collect();
+    let smoothed = moving_average(&train, 25);
+    let heldout: Vec<(f64, f64)> =
+        rows.iter().filter_map(|r| r.heldout.map(|h| (r.step as f64, h))).collect();
+    let chart = Chart {
+        title: "flow-matching loss".into(),
+        x_label: "step".into(),
+        y_label: "mse".into(),
+        log_y: true,
+    };
+    let series = vec![
+        Series { name: "train (25-step mean)".into(), points: smoothed },
+        Series { name: "held-out (EMA)".into(), points: heldout },
+    ];
+    chart.draw(&series).save_png(&out.join("loss.png"))?;
+    Ok(())
+}
+
+fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    (0..points.len())
+        .map(|i| {
+            let from = i.saturating_sub(window - 1);
+            let part = &points[from..=i];
+            (points[i].0, part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64)
+        })
+        .collect()
+}
+
+fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> Result<UNet> {
+    let path = match weights {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_WEIGHTS);
+            if shipped.is_file() { shipped } else { PathBuf::from(SHIPPED_WEIGHTS) }
+        }
+    };
+    let checkpoint = Checkpoint::load(&path)?;
+    let section = if raw { "model" } else { "ema" };
+    Ok(checkpoint.model(section, device)?)
+}
+
+fn sample_command(args: SampleArgs, device: &Device) -> Result<()> {
+    let model = load_model(args.weights.as_deref(), args.raw, device)?;
+    let labels: Vec<u8> = if let Some(labels) = &args.labels {
+        labels.0.clone()
+    } else if let Some(n) = args.count {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x4c41_4245_4c53);
+        (0..n).map(|_| rng.random_range(0..10u8)).collect()
+    } else {
+        let per = args.per_class.unwrap_or(10) as usize;
+        (0..10 * per).map(|i| (i % 10) as u8).collect()
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
+    let cols = if labels.len() % 10 == 0 { 10 } else { labels.len().min(16) };
+    let side = model.config().image_size;
+
+    let mut panels = Vec::new();
+    for &w in &args.guidance.0 {
+        let settings = SampleSettings {
+            guidance: w,
+            steps: args.steps as usize,
+            seed: args.seed,
+            batch_size: args.batch_size as usize,
+        };
+        let started = Instant::now();
+        let samples = sample(&model, &labels, &settings, device);
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "w = {w}: {} images, Euler {} steps, NFE {}, network passes {}, {:.2} s, {:.1} images/s",
+            labels.len(),
+            args.steps,
+            samples.nfe,
+            samples.network_passes,
+            secs,
+            labels.len() as f64 / secs
+        );
+        let stem = if args.guidance.0.len() == 1 { String::new() } else { format!("w{w}-") };
+        write_idx(&args.out, &stem, &samples, side)?;
+        panels.push(Panel {
+            title: format!("w = {w}"),
+            captions: Vec::new(),
+            images: samples.images,
+            cols,
+        });
+    }
+    let (name, picture) = if panels.len() == 1 {
+        ("samples.png", viz::grid(&panels[0].images, side, cols, 2))
+    } else {
+        ("guidance.png", viz::panels(&panels, side, 2))
+    };
+    picture.save_png(&args.out.join(name))?;
+    println!("wrote {}", args.out.join(name).display());
+    Ok(())
+}
+
+fn write_idx(out: &Path, stem: &str, samples: &Samples, side: usize) -> Result<()> {
+    let n = samples.images.len();
+    let pixels: Vec<u8> = samples.images.concat();
+    let images = idx::encode(IMAGES_MAGIC, &[n, side, side], &pixels);
+    let labels = idx::encode(LABELS_MAGIC, &[n], &samples.labels);
+    mnist_flow::atomic::write(&out.join(format!("{stem}images-idx3-ubyte")), &images)?;
+    mnist_flow::atomic::write(&out.join(format!("{stem}labels-idx1-ubyte")), &labels)?;
+    Ok(())
+}
+
+fn path_strip(args: PathArgs, device: &Device) -> Result<()> {
+    let train = open_split(args.data.as_deref(), Split::Train)?;
+    if args.index >= train.len() {
+        bail!("--index {} is out of range: the training set has {} images", args.index, train.len());
+    }
+    let side = train.rows;
+    let x1: Vec<f32> = train.image(args.index).iter().map(|&p| dataset::to_unit_range(p)).collect();
+    let x0 = mnist_flow::sample::noise(1, side * side, args.seed);
+    let mut images = Vec::new();
+    let mut captions = Vec::new();
+    for i in 0..args.times {
+        let t = i as f64 / (args.times - 1) as f64;
+        let tensor = |v: &[f32]| {
+            Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, side, train.cols]), device)
+        };
+        let time = Tensor::<1>::from_floats([t as f32], device);
+        let x_t = CondOtPath.sample(tensor(&x0), tensor(&x1), time).x_t;
+        let values = x_t.try_into_vec_as::<f32>().expect("float tensor");
+        images.push(values.iter().map(|&v| to_byte(v)).collect());
+        captions.push(format!("t={t:.2}"));
+    }
+    let panel = Panel {
+        title: format!("label {}", train.labels[args.index]),
+        captions,
+        images,
+        cols: args.times as usize,
+    };
+    viz::panels(&[panel], side, 4).save_png(&args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn bench(args: BenchArgs, device: &Device) -> Result<()> {
+    println!(
+        "threads {}, train batch {}, sample batch {} (guided: {} rows per pass), {} repeats",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        args.train_batch,
+        args.sample_batch,
+        2 * args.sample_batch,
+        args.repeats
+    );
+    for preset in &args.presets {
+        let model = UNetConfig::preset(preset).expect("clap restricts presets");
+        let mut config = TrainConfig::for_preset(preset, model.clone());
+        config.batch_size = args.train_batch as usize;
+        config.eval_every = u64::MAX;
+        let side = model.image_size;
+        let n = (args.train_batch as usize).max(16);
+        let synthetic = Dataset {
+            images: (0..n * side * side).map(|i| (i * 37 % 256) as u8).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            rows: side,
+            cols: side,
+        };
+        let dir = std::env::temp_dir().join(format!("mnist-flow-bench-{}", std::process::id()));
+        let mut trainer = Trainer::new(config, &synthetic, &synthetic.head(16), &dir, device)?;
+        let mut train_secs = Vec::new();
+        for i in 0..=args.repeats {
+            let started = Instant::now();
+            trainer.train_step()?;
+            if i > 0 {
+                train_secs.push(started.elapsed().as_secs_f64());
+            }
+        }
+
+        let ema = trainer.ema().clone();
+        let labels: Vec<u8> = (0..args.sample_batch).map(|i| (i % 10) as u8).collect();
+        let settings =
+            SampleSettings { guidance: 3.0, steps: 1, seed: 0, batch_size: labels.len() };
+        let mut sample_secs = Vec::new();
+        for i in 0..=args.repeats {
+            let started = Instant::now();
+            sample(&ema, &labels, &settings, device);
+            if i > 0 {
+                sample_secs.push(started.elapsed().as_secs_f64());
+            }
+        }
+        let (tmin, tmed) = min_median(&mut train_secs);
+        let (smin, smed) = min_median(&mut sample_secs);
+        println!(
+            "{preset:>9}: {} params | train step min {:.3} s median {:.3} s = {:.1} images/s \
+             | guided sampling step min {:.3} s median {:.3} s = {:.1} image-steps/s",
+            trainable_params(&ema),
+            tmin,
+            tmed,
+            args.train_batch as f64 / tmed,
+            smin,
+            smed,
+            args.sample_batch as f64 / smed
+        );
+    }
+    Ok(())
+}
+
+fn min_median(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[0], v[v.len() / 2])
+}

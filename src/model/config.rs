@@ -1,0 +1,181 @@
+//! Configurations of the U-Net velocity field, with the two named presets.
+
+use serde::{Deserialize, Serialize};
+
+/// Which normalisation the residual blocks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// Batch statistics in training, running statistics in inference (the notebook's choice).
+    Batch,
+    /// Group normalisation with this many groups: a sample never depends on its batch.
+    Group(usize),
+}
+
+/// How the decoder receives the encoder's features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skips {
+    /// The notebook's wiring: each level's down-sampled output is added to the decoder input
+    /// of the same resolution, *before* up-sampling; the full-resolution features are never
+    /// passed across.
+    AfterDown,
+    /// The usual U-Net wiring: each level's features before down-sampling are added after the
+    /// decoder's up-sampling convolution, so full-resolution detail crosses over.
+    BeforeDown,
+}
+
+/// How time and label reach the residual blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conditioning {
+    /// Two MLPs per block (Linear, SiLU, Linear), one for time and one for the label, each
+    /// giving per-channel offsets (the notebook's choice).
+    PerBlock,
+    /// One shared MLP turns the time features and the label embedding into a vector once
+    /// per forward pass; each block maps it to its offsets with a single linear layer.
+    Shared,
+}
+
+/// How the decoder doubles the resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upsample {
+    /// Bilinear interpolation.
+    Bilinear,
+    /// Nearest-neighbour repetition (cheaper on the CPU).
+    Nearest,
+}
+
+/// A complete description of a U-Net velocity field `u(x_t, t, y)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UNetConfig {
+    /// Channels per level; the last entry is the bottleneck's. Each entry but the last is
+    /// followed by a stride-2 convolution, halving the resolution.
+    pub channels: Vec<usize>,
+    /// Residual blocks per level (and in the bottleneck).
+    pub blocks: usize,
+    /// Width of the time features and of the label embedding.
+    pub embed_dim: usize,
+    /// Normalisation in the residual blocks.
+    pub norm: Norm,
+    /// Skip wiring.
+    pub skips: Skips,
+    /// Conditioning wiring.
+    pub conditioning: Conditioning,
+    /// Up-sampling in the decoder.
+    pub upsample: Upsample,
+    /// Side of the square the network sees. Images of another size are resized to it
+    /// (bilinear) on the way in and back on the way out.
+    pub input_size: usize,
+    /// Side of the images in the data.
+    pub image_size: usize,
+}
+
+impl UNetConfig {
+    /// The notebook's network: 32/64/128/256 channels, 3 blocks a level, BatchNorm,
+    /// bilinear up-sampling, per-block conditioning, 32×32 input by resizing. 6,955,785
+    /// trainable parameters.
+    pub fn reference() -> Self {
+        Self {
+            channels: vec![32, 64, 128, 256],
+            blocks: 3,
+            embed_dim: 48,
+            norm: Norm::Batch,
+            skips: Skips::AfterDown,
+            conditioning: Conditioning::PerBlock,
+            upsample: Upsample::Bilinear,
+            input_size: 32,
+            image_size: 28,
+        }
+    }
+
+    /// The default: native 28×28, chosen for quality per CPU-minute (see
+    /// `docs/model-choice.md`): 24/48/96 channels, one block a level, GroupNorm, the usual
+    /// U-Net skips, shared conditioning, nearest-neighbour up-sampling.
+    pub fn small() -> Self {
+        Self {
+            channels: vec![24, 48, 96],
+            blocks: 1,
+            embed_dim: 48,
+            norm: Norm::Group(8),
+            skips: Skips::BeforeDown,
+            conditioning: Conditioning::Shared,
+            upsample: Upsample::Nearest,
+            input_size: 28,
+            image_size: 28,
+        }
+    }
+
+    /// A narrower variant of [`small`](Self::small): 16/32/64 channels.
+    pub fn tiny() -> Self {
+        Self { channels: vec![16, 32, 64], ..Self::small() }
+    }
+
+    /// A wider variant of [`small`](Self::small): 32/64/128 channels.
+    pub fn medium() -> Self {
+        Self { channels: vec![32, 64, 128], ..Self::small() }
+    }
+
+    /// A preset by name.
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "reference" => Some(Self::reference()),
+            "small" => Some(Self::small()),
+            "tiny" => Some(Self::tiny()),
+            "medium" => Some(Self::medium()),
+            _ => None,
+        }
+    }
+
+    /// Names accepted by [`preset`](Self::preset).
+    pub const PRESETS: [&'static str; 4] = ["small", "tiny", "medium", "reference"];
+
+    /// Checks that the network can be built and that its resolutions line up.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.channels.len() < 2 {
+            return Err(format!("need at least 2 levels of channels, found {:?}", self.channels));
+        }
+        if self.channels.contains(&0) || self.blocks == 0 || self.embed_dim == 0 {
+            return Err("channels, blocks and embed_dim must all be positive".into());
+        }
+        if let Norm::Group(g) = self.norm {
+            if g == 0 || self.channels.iter().any(|c| c % g != 0) {
+                return Err(format!("{g} groups do not divide channels {:?}", self.channels));
+            }
+        }
+        let mut side = self.input_size;
+        for _ in 1..self.channels.len() {
+            if side % 2 != 0 {
+                return Err(format!(
+                    "input size {} cannot be halved {} times evenly",
+                    self.input_size,
+                    self.channels.len() - 1
+                ));
+            }
+            side /= 2;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_round_trip_through_json() {
+        for name in UNetConfig::PRESETS {
+            let config = UNetConfig::preset(name).unwrap();
+            config.validate().unwrap();
+            let json = serde_json::to_string(&config).unwrap();
+            assert_eq!(serde_json::from_str::<UNetConfig>(&json).unwrap(), config);
+        }
+    }
+
+    #[test]
+    fn odd_resolutions_are_refused() {
+        let config = UNetConfig { channels: vec![8, 16, 32, 64], ..UNetConfig::small() };
+        assert!(config.validate().is_err());
+    }
+}

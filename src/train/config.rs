@@ -1,0 +1,98 @@
+//! The settings of a training run, saved next to its weights so that every later command can
+//! rebuild the model from the run alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::UNetConfig;
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// After this many optimiser steps in all.
+    Steps(u64),
+    /// After this many minutes of training in this invocation.
+    Minutes(f64),
+}
+
+/// Everything that determines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Name of the model preset this came from (or `custom`).
+    pub preset: String,
+    /// The network.
+    pub model: UNetConfig,
+    /// Images per optimiser step.
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW.
+    pub learning_rate: f64,
+    /// Linear warm-up of the learning rate over this many steps.
+    pub warmup_steps: u64,
+    /// Decoupled weight decay of AdamW.
+    pub weight_decay: f64,
+    /// Probability of replacing a label by "no label".
+    pub label_dropout: f64,
+    /// Target decay of the weight EMA.
+    pub ema_decay: f64,
+    /// When to stop.
+    pub budget: Budget,
+    /// Seed of weights, data order and every random draw.
+    pub seed: u64,
+    /// Held-out loss every this many steps.
+    pub eval_every: u64,
+    /// Test images in the fixed held-out subset.
+    pub eval_images: usize,
+    /// Checkpoint every this many steps (and always at the end).
+    pub checkpoint_every: u64,
+}
+
+impl TrainConfig {
+    /// The defaults for a model preset.
+    pub fn for_preset(preset: &str, model: UNetConfig) -> Self {
+        Self {
+            preset: preset.to_string(),
+            model,
+            batch_size: 128,
+            learning_rate: 2e-3,
+            warmup_steps: 100,
+            weight_decay: 1e-4,
+            label_dropout: 0.1,
+            ema_decay: 0.999,
+            budget: Budget::Minutes(14.0),
+            seed: 0,
+            eval_every: 100,
+            eval_images: 1000,
+            checkpoint_every: 200,
+        }
+    }
+
+    /// The learning rate at `step`: linear warm-up, then constant.
+    pub fn learning_rate_at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64
+        } else {
+            self.learning_rate
+        }
+    }
+
+    /// Checks ranges that the command line cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        if self.batch_size == 0 {
+            return Err("batch size must be at least 1".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(format!("learning rate must be positive, found {}", self.learning_rate));
+        }
+        if !(0.0..1.0).contains(&self.label_dropout) {
+            return Err(format!("label dropout must be in [0, 1), found {}", self.label_dropout));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(format!("EMA decay must be in [0, 1), found {}", self.ema_decay));
+        }
+        if self.eval_every == 0 || self.checkpoint_every == 0 {
+            return Err("eval and checkpoint intervals must be at least 1 step".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! Training: the flow-matching loss with label dropout, AdamW, the weight EMA, checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod ema;
+pub mod loss;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use config::{Budget, TrainConfig};
+pub use trainer::{Outcome, TrainError, Trainer};
