@@ -21,7 +21,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -45,6 +48,10 @@ mod tests {
     fn a_missing_directory_is_an_error_naming_the_path() {
         let path = Path::new("/nonexistent-mnist-flow-dir/out.bin");
         let err = write(path, b"x").unwrap_err();
-        assert!(err.to_string().contains("/nonexistent-mnist-flow-dir/out.bin"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/nonexistent-mnist-flow-dir/out.bin"),
+            "{err}"
+        );
     }
 }

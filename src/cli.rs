@@ -89,7 +89,7 @@ pub struct SampleArgs {
     /// Use the raw weights of a checkpoint instead of its EMA.
     #[arg(long)]
     pub raw: bool,
-    /// Labels to draw, as digits (e.g. 0123456789).
+    /// Labels to draw: digits (e.g. 0123456789) or a comma-separated list (e.g. 3,1,4).
     #[arg(long, value_parser = digit_string, conflicts_with_all = ["per_class", "count"])]
     pub labels: Option<Labels>,
     /// Samples per class (default 10).
@@ -177,14 +177,26 @@ pub struct Labels(pub Vec<u8>);
 pub struct Scales(pub Vec<f64>);
 
 fn digit_string(s: &str) -> Result<Labels, String> {
-    if s.is_empty() {
-        return Err("expected at least one digit label".into());
+    if s.trim().is_empty() {
+        return Err("expected at least one label".into());
     }
-    s.chars()
-        .map(|c| c.to_digit(10).map(|d| d as u8))
-        .collect::<Option<Vec<u8>>>()
-        .map(Labels)
-        .ok_or_else(|| format!("expected labels as digits 0-9 (e.g. 0123), found '{s}'"))
+    let label = |part: &str| match part.trim().parse::<i64>() {
+        Ok(v) if (0..=9).contains(&v) => Ok(v as u8),
+        Ok(v) => Err(format!("label {v} is outside the classes 0-9")),
+        Err(_) => Err(format!(
+            "expected labels as digits 0-9 (e.g. 0123 or 3,1,4), found '{s}'"
+        )),
+    };
+    let labels = if s.contains(',') {
+        s.split(',')
+            .map(label)
+            .collect::<Result<Vec<u8>, String>>()?
+    } else {
+        s.chars()
+            .map(|c| label(&c.to_string()))
+            .collect::<Result<Vec<u8>, String>>()?
+    };
+    Ok(Labels(labels))
 }
 
 fn guidance_list(s: &str) -> Result<Scales, String> {
@@ -192,7 +204,9 @@ fn guidance_list(s: &str) -> Result<Scales, String> {
         .split(',')
         .map(|part| match part.trim().parse::<f64>() {
             Ok(v) if v.is_finite() && (0.0..=100.0).contains(&v) => Ok(v),
-            _ => Err(format!("expected guidance scales in [0, 100] like 1,3,5, found '{part}'")),
+            _ => Err(format!(
+                "expected guidance scales in [0, 100] like 1,3,5, found '{part}'"
+            )),
         })
         .collect::<Result<Vec<f64>, String>>()?;
     Ok(Scales(scales))

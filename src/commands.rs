@@ -53,9 +53,16 @@ fn device(name: &str) -> Result<Device> {
 }
 
 fn compiled_devices() -> String {
-    let all = [("flex", cfg!(feature = "flex")), ("wgpu", cfg!(feature = "wgpu")),
-               ("cuda", cfg!(feature = "cuda"))];
-    all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    let all = [
+        ("flex", cfg!(feature = "flex")),
+        ("wgpu", cfg!(feature = "wgpu")),
+        ("cuda", cfg!(feature = "cuda")),
+    ];
+    all.iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The shipped MNIST directory.
@@ -82,7 +89,10 @@ fn open_split(data: Option<&Path>, split: Split) -> Result<Dataset> {
 }
 
 fn train(args: TrainArgs, device: &Device) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&args.preset));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&args.preset));
     let train = open_split(args.data.as_deref(), Split::Train)?;
     let test = open_split(args.data.as_deref(), Split::Test)?;
 
@@ -126,15 +136,25 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
     write_weights(&trainer, &out)?;
     plot_losses(&out)?;
     if outcome == Outcome::Interrupted {
-        log::info!("interrupted at step {}: checkpoint saved; resume with --resume", trainer.step());
+        log::info!(
+            "interrupted at step {}: checkpoint saved; resume with --resume",
+            trainer.step()
+        );
         return Ok(());
     }
 
-    let settings = SampleSettings { steps: args.sample_steps as usize, ..Default::default() };
+    let settings = SampleSettings {
+        steps: args.sample_steps as usize,
+        ..Default::default()
+    };
     let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
     let samples = sample(trainer.ema(), &labels, &settings, device);
     viz::grid(&samples.images, 28, 10, 2).save_png(&out.join("samples.png"))?;
-    log::info!("finished at step {}; wrote {}", trainer.step(), out.display());
+    log::info!(
+        "finished at step {}; wrote {}",
+        trainer.step(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -190,8 +210,14 @@ fn run_with_progress(trainer: &mut Trainer, budget: Budget, stop: &AtomicBool) -
     }
     let started = Instant::now();
     let outcome = trainer.run(budget, stop, |row, total| {
-        let heldout = row.heldout.map(|h| format!(" heldout {h:.4}")).unwrap_or_default();
-        let msg = format!("loss {:.4}{heldout} {:.1} img/s", row.loss, row.images_per_sec);
+        let heldout = row
+            .heldout
+            .map(|h| format!(" heldout {h:.4}"))
+            .unwrap_or_default();
+        let msg = format!(
+            "loss {:.4}{heldout} {:.1} img/s",
+            row.loss, row.images_per_sec
+        );
         match budget {
             Budget::Steps(_) => bar.set_position(row.step),
             Budget::Minutes(_) => bar.set_position(started.elapsed().as_secs()),
@@ -225,8 +251,10 @@ fn plot_losses(out: &Path) -> Result<()> {
     let rows = read_log(&out.join(mnist_flow::train::trainer::LOSS_LOG));
     let train: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.loss)).collect();
     let smoothed = moving_average(&train, 25);
-    let heldout: Vec<(f64, f64)> =
-        rows.iter().filter_map(|r| r.heldout.map(|h| (r.step as f64, h))).collect();
+    let heldout: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| r.heldout.map(|h| (r.step as f64, h)))
+        .collect();
     let chart = Chart {
         title: "flow-matching loss".into(),
         x_label: "step".into(),
@@ -234,8 +262,14 @@ fn plot_losses(out: &Path) -> Result<()> {
         log_y: true,
     };
     let series = vec![
-        Series { name: "train (25-step mean)".into(), points: smoothed },
-        Series { name: "held-out (EMA)".into(), points: heldout },
+        Series {
+            name: "train (25-step mean)".into(),
+            points: smoothed,
+        },
+        Series {
+            name: "held-out (EMA)".into(),
+            points: heldout,
+        },
     ];
     chart.draw(&series).save_png(&out.join("loss.png"))?;
     Ok(())
@@ -246,7 +280,10 @@ fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
         .map(|i| {
             let from = i.saturating_sub(window - 1);
             let part = &points[from..=i];
-            (points[i].0, part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64)
+            (
+                points[i].0,
+                part.iter().map(|p| p.1).sum::<f64>() / part.len() as f64,
+            )
         })
         .collect()
 }
@@ -256,7 +293,11 @@ fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> Result<UNet
         Some(p) => p.to_path_buf(),
         None => {
             let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_WEIGHTS);
-            if shipped.is_file() { shipped } else { PathBuf::from(SHIPPED_WEIGHTS) }
+            if shipped.is_file() {
+                shipped
+            } else {
+                PathBuf::from(SHIPPED_WEIGHTS)
+            }
         }
     };
     let checkpoint = Checkpoint::load(&path)?;
@@ -277,7 +318,11 @@ fn sample_command(args: SampleArgs, device: &Device) -> Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
-    let cols = if labels.len() % 10 == 0 { 10 } else { labels.len().min(16) };
+    let cols = if labels.len() % 10 == 0 {
+        10
+    } else {
+        labels.len().min(16)
+    };
     let side = model.config().image_size;
 
     let mut panels = Vec::new();
@@ -300,7 +345,11 @@ fn sample_command(args: SampleArgs, device: &Device) -> Result<()> {
             secs,
             labels.len() as f64 / secs
         );
-        let stem = if args.guidance.0.len() == 1 { String::new() } else { format!("w{w}-") };
+        let stem = if args.guidance.0.len() == 1 {
+            String::new()
+        } else {
+            format!("w{w}-")
+        };
         write_idx(&args.out, &stem, &samples, side)?;
         panels.push(Panel {
             title: format!("w = {w}"),
@@ -332,17 +381,28 @@ fn write_idx(out: &Path, stem: &str, samples: &Samples, side: usize) -> Result<(
 fn path_strip(args: PathArgs, device: &Device) -> Result<()> {
     let train = open_split(args.data.as_deref(), Split::Train)?;
     if args.index >= train.len() {
-        bail!("--index {} is out of range: the training set has {} images", args.index, train.len());
+        bail!(
+            "--index {} is out of range: the training set has {} images",
+            args.index,
+            train.len()
+        );
     }
     let side = train.rows;
-    let x1: Vec<f32> = train.image(args.index).iter().map(|&p| dataset::to_unit_range(p)).collect();
+    let x1: Vec<f32> = train
+        .image(args.index)
+        .iter()
+        .map(|&p| dataset::to_unit_range(p))
+        .collect();
     let x0 = mnist_flow::sample::noise(1, side * side, args.seed);
     let mut images = Vec::new();
     let mut captions = Vec::new();
     for i in 0..args.times {
         let t = i as f64 / (args.times - 1) as f64;
         let tensor = |v: &[f32]| {
-            Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, side, train.cols]), device)
+            Tensor::<4>::from_data(
+                TensorData::new(v.to_vec(), [1, 1, side, train.cols]),
+                device,
+            )
         };
         let time = Tensor::<1>::from_floats([t as f32], device);
         let x_t = CondOtPath.sample(tensor(&x0), tensor(&x1), time).x_t;
@@ -364,7 +424,9 @@ fn path_strip(args: PathArgs, device: &Device) -> Result<()> {
 fn bench(args: BenchArgs, device: &Device) -> Result<()> {
     println!(
         "threads {}, train batch {}, sample batch {} (guided: {} rows per pass), {} repeats",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         args.train_batch,
         args.sample_batch,
         2 * args.sample_batch,
@@ -396,8 +458,12 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
 
         let ema = trainer.ema().clone();
         let labels: Vec<u8> = (0..args.sample_batch).map(|i| (i % 10) as u8).collect();
-        let settings =
-            SampleSettings { guidance: 3.0, steps: 1, seed: 0, batch_size: labels.len() };
+        let settings = SampleSettings {
+            guidance: 3.0,
+            steps: 1,
+            seed: 0,
+            batch_size: labels.len(),
+        };
         let mut sample_secs = Vec::new();
         for i in 0..=args.repeats {
             let started = Instant::now();

@@ -62,7 +62,11 @@ impl VelocityField for Guided<'_> {
         let time = |count: usize| Tensor::<1>::full([count], t as f32, &self.device);
         if self.scale == 1.0 || self.scale == 0.0 {
             self.passes += 1;
-            let y = if self.scale == 1.0 { &self.labels } else { &self.unlabelled };
+            let y = if self.scale == 1.0 {
+                &self.labels
+            } else {
+                &self.unlabelled
+            };
             return self.model.forward(x, time(n), y.clone());
         }
         self.passes += 2;
@@ -94,7 +98,10 @@ mod tests {
         let u = Tensor::<4>::from_floats([[[[0.5, 4.0]]]], &device);
         assert_eq!(values(combine(c.clone(), u.clone(), 1.0)), vec![1.0, -2.0]);
         assert_eq!(values(combine(c.clone(), u.clone(), 0.0)), vec![0.5, 4.0]);
-        assert_eq!(values(combine(c, u, 3.0)), vec![0.5 + 3.0 * 0.5, 4.0 + 3.0 * -6.0]);
+        assert_eq!(
+            values(combine(c, u, 3.0)),
+            vec![0.5 + 3.0 * 0.5, 4.0 + 3.0 * -6.0]
+        );
     }
 
     #[test]

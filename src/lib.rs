@@ -11,10 +11,10 @@
 
 pub mod atomic;
 pub mod data;
+pub mod guidance;
 pub mod model;
 pub mod path;
-pub mod viz;
-pub mod train;
-pub mod guidance;
 pub mod sample;
 pub mod solver;
+pub mod train;
+pub mod viz;

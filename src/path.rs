@@ -50,3 +50,39 @@ impl CondOtPath {
         PathSample { x_t, velocity }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    fn max_abs(t: Tensor<4>) -> f32 {
+        t.abs().max().into_scalar()
+    }
+
+    #[test]
+    fn noise_at_zero_data_at_one_and_a_constant_target() {
+        let device = Device::default();
+        let x0 = Tensor::<4>::random([3, 1, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+        let x1 = Tensor::<4>::random([3, 1, 5, 5], Distribution::Uniform(-1.0, 1.0), &device);
+
+        let at0 = CondOtPath.sample(x0.clone(), x1.clone(), Tensor::zeros([3], &device));
+        assert!(max_abs(at0.x_t - x0.clone()) < 1e-6);
+
+        let at1 = CondOtPath.sample(x0.clone(), x1.clone(), Tensor::ones([3], &device));
+        assert!(max_abs(at1.x_t - x1.clone()) < 1e-6);
+
+        let t = Tensor::<1>::from_floats([0.25, 0.5, 0.9], &device);
+        let mid = CondOtPath.sample(x0.clone(), x1.clone(), t);
+        assert!(max_abs(mid.velocity - (x1.clone() - x0.clone())) < 1e-6);
+        let expected = x1.clone().narrow(0, 1, 1) * 0.5 + x0.clone().narrow(0, 1, 1) * 0.5;
+        assert!(max_abs(mid.x_t.narrow(0, 1, 1) - expected) < 1e-6);
+    }
+
+    #[test]
+    fn schedule_weights_sum_to_one() {
+        for t in [0.0, 0.3, 1.0] {
+            assert_eq!(CondOtPath::alpha(t) + CondOtPath::sigma(t), 1.0);
+        }
+    }
+}

@@ -24,7 +24,12 @@ pub struct SampleSettings {
 
 impl Default for SampleSettings {
     fn default() -> Self {
-        Self { guidance: 3.0, steps: 100, seed: 0, batch_size: 256 }
+        Self {
+            guidance: 3.0,
+            steps: 100,
+            seed: 0,
+            batch_size: 256,
+        }
     }
 }
 
@@ -44,7 +49,9 @@ pub struct Samples {
 /// Starting noise for `count` images, fixed by `seed` whatever the batch size.
 pub fn noise(count: usize, pixels: usize, seed: u64) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..count * pixels).map(|_| rng.sample::<f32, _>(StandardNormal)).collect()
+    (0..count * pixels)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect()
 }
 
 /// Draws one image per label with the model's EMA or raw weights.
@@ -64,8 +71,19 @@ pub fn sample(model: &UNet, labels: &[u8], settings: &SampleSettings, device: &D
         let x1 = euler(&mut field, x0, &grid, |_, _| {});
         nfe = crate::solver::VelocityField::evaluations(&field);
         passes += field.network_passes();
-        let values = x1.try_into_vec_as::<f32>().expect("samples are float tensors");
-        images.extend(values.chunks(pixels).map(|img| img.iter().map(|&v| to_byte(v)).collect()));
+        let values = x1
+            .try_into_vec_as::<f32>()
+            .expect("samples are float tensors");
+        images.extend(
+            values
+                .chunks(pixels)
+                .map(|img| img.iter().map(|&v| to_byte(v)).collect()),
+        );
     }
-    Samples { images, labels: labels.to_vec(), nfe, network_passes: passes }
+    Samples {
+        images,
+        labels: labels.to_vec(),
+        nfe,
+        network_passes: passes,
+    }
 }

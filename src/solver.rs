@@ -63,7 +63,10 @@ mod tests {
         let device = Device::default();
         let x0 = Tensor::<4>::random([3, 1, 4, 4], Distribution::Normal(0.0, 1.0), &device);
         let x1 = Tensor::<4>::random([3, 1, 4, 4], Distribution::Normal(0.0, 1.0), &device);
-        let mut field = TowardsPoint { x1: x1.clone(), calls: 0 };
+        let mut field = TowardsPoint {
+            x1: x1.clone(),
+            calls: 0,
+        };
         let end = euler(&mut field, x0, &uniform_grid(7), |_, _| {});
         let err: f32 = (end - x1).abs().max().into_scalar();
         assert!(err < 1e-5, "end point off by {err}");

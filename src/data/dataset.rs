@@ -14,10 +14,22 @@ pub const CLASSES: usize = 10;
 
 /// SHA-256 of the decompressed official MNIST files.
 pub const MNIST_SHA256: [(&str, &str); 4] = [
-    ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-    ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-    ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    (
+        "t10k-images-idx3-ubyte",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    ),
+    (
+        "t10k-labels-idx1-ubyte",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ),
+    (
+        "train-images-idx3-ubyte",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    ),
+    (
+        "train-labels-idx1-ubyte",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    ),
 ];
 
 /// Which half of a dataset to read.
@@ -130,8 +142,11 @@ impl Dataset {
                 label_count: labels.dims[0],
             });
         }
-        if let Some((index, &label)) =
-            labels.data.iter().enumerate().find(|(_, &l)| l as usize >= CLASSES)
+        if let Some((index, &label)) = labels
+            .data
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= CLASSES)
         {
             return Err(IdxError::LabelRange {
                 path: labels_path.to_path_buf(),
@@ -140,7 +155,12 @@ impl Dataset {
                 classes: CLASSES,
             });
         }
-        Ok(Dataset { images: images.data, labels: labels.data, rows, cols })
+        Ok(Dataset {
+            images: images.data,
+            labels: labels.data,
+            rows,
+            cols,
+        })
     }
 
     /// Reads one split from `dir`.
@@ -158,7 +178,12 @@ impl Dataset {
         let (labels_path, labels_bytes) = read_named(dir, &labels_name, verify)?;
         let images = idx::parse(&images_bytes, IMAGES_MAGIC, &images_path)?;
         let labels = idx::parse(&labels_bytes, LABELS_MAGIC, &labels_path)?;
-        Ok(Self::from_arrays(images, &images_path, labels, &labels_path)?)
+        Ok(Self::from_arrays(
+            images,
+            &images_path,
+            labels,
+            &labels_path,
+        )?)
     }
 }
 
@@ -174,7 +199,10 @@ pub fn to_byte(v: f32) -> u8 {
 
 /// The built-in digests of the official MNIST files.
 pub fn mnist_digests() -> HashMap<String, String> {
-    MNIST_SHA256.iter().map(|(n, d)| (n.to_string(), d.to_string())).collect()
+    MNIST_SHA256
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect()
 }
 
 /// Reads the digests of a `SHA256SUMS` file in `dir`, if there is one (`digest  name` lines).
@@ -187,7 +215,10 @@ pub fn digests_in(dir: &Path) -> Option<HashMap<String, String>> {
             let mut parts = l.split_whitespace();
             let digest = parts.next()?;
             let name = parts.next()?;
-            Some((name.trim_start_matches('*').to_string(), digest.to_lowercase()))
+            Some((
+                name.trim_start_matches('*').to_string(),
+                digest.to_lowercase(),
+            ))
         })
         .collect();
     Some(map)
@@ -205,13 +236,22 @@ fn read_named(
     } else if gz.is_file() {
         gz
     } else {
-        return Err(DatasetError::Missing { name: name.into(), plain, gz });
+        return Err(DatasetError::Missing {
+            name: name.into(),
+            plain,
+            gz,
+        });
     };
     let bytes = idx::read_bytes(&path)?;
     if let Some(expected) = verify.and_then(|v| v.get(name)) {
         let found = idx::sha256_hex(&bytes);
         if &found != expected {
-            return Err(IdxError::Checksum { path, expected: expected.clone(), found }.into());
+            return Err(IdxError::Checksum {
+                path,
+                expected: expected.clone(),
+                found,
+            }
+            .into());
         }
     }
     Ok((path, bytes))

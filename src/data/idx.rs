@@ -55,6 +55,18 @@ pub enum IdxError {
         /// What kind of file was expected.
         kind: &'static str,
     },
+    /// The header declares a rank other than the one this kind of file has.
+    #[error("{path}: wrong rank: expected {expected} dimensions ({kind}), found {found}")]
+    WrongRank {
+        /// The file.
+        path: PathBuf,
+        /// The rank required.
+        expected: usize,
+        /// The rank declared.
+        found: usize,
+        /// What kind of file was expected.
+        kind: &'static str,
+    },
     /// A dimension has a value the caller cannot use.
     #[error("{path}: bad dimensions: expected {expected}, found {found:?}")]
     BadDimensions {
@@ -124,11 +136,16 @@ pub struct IdxArray {
 
 /// Reads a whole file, transparently decompressing gzip (recognised by its magic bytes).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io = |source| IdxError::Io { path: path.to_path_buf(), source };
+    let io = |source| IdxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let raw = std::fs::read(path).map_err(io)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(io)?;
+        GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(io)?;
         Ok(out)
     } else {
         Ok(raw)
@@ -139,7 +156,11 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, IdxError> {
 ///
 /// `path` is only used in error messages.
 pub fn parse(bytes: &[u8], magic: u32, path: &Path) -> Result<IdxArray, IdxError> {
-    let kind = if magic == IMAGES_MAGIC { "images" } else { "labels" };
+    let kind = if magic == IMAGES_MAGIC {
+        "images"
+    } else {
+        "labels"
+    };
     if bytes.len() < 4 {
         return Err(IdxError::TruncatedHeader {
             path: path.to_path_buf(),
@@ -148,11 +169,24 @@ pub fn parse(bytes: &[u8], magic: u32, path: &Path) -> Result<IdxArray, IdxError
         });
     }
     let found = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let rank = (magic & 0xff) as usize;
+    if found >> 8 == magic >> 8 && found != magic {
+        return Err(IdxError::WrongRank {
+            path: path.to_path_buf(),
+            expected: rank,
+            found: (found & 0xff) as usize,
+            kind,
+        });
+    }
     if found != magic {
-        return Err(IdxError::WrongMagic { path: path.to_path_buf(), expected: magic, found, kind });
+        return Err(IdxError::WrongMagic {
+            path: path.to_path_buf(),
+            expected: magic,
+            found,
+            kind,
+        });
     }
 
-    let rank = (magic & 0xff) as usize;
     let header = 4 + 4 * rank;
     if bytes.len() < header {
         return Err(IdxError::TruncatedHeader {
@@ -185,7 +219,10 @@ pub fn parse(bytes: &[u8], magic: u32, path: &Path) -> Result<IdxArray, IdxError
             found: payload.len(),
         });
     }
-    Ok(IdxArray { dims, data: payload.to_vec() })
+    Ok(IdxArray {
+        dims,
+        data: payload.to_vec(),
+    })
 }
 
 /// Encodes an array as IDX bytes with the given magic number (uncompressed).
@@ -194,8 +231,16 @@ pub fn parse(bytes: &[u8], magic: u32, path: &Path) -> Result<IdxArray, IdxError
 /// If the rank implied by `magic` differs from `dims.len()`, or a dimension exceeds `u32`:
 /// both are programming errors, not input errors.
 pub fn encode(magic: u32, dims: &[usize], data: &[u8]) -> Vec<u8> {
-    assert_eq!((magic & 0xff) as usize, dims.len(), "the magic number fixes the rank");
-    assert_eq!(dims.iter().product::<usize>(), data.len(), "payload must match dimensions");
+    assert_eq!(
+        (magic & 0xff) as usize,
+        dims.len(),
+        "the magic number fixes the rank"
+    );
+    assert_eq!(
+        dims.iter().product::<usize>(),
+        data.len(),
+        "payload must match dimensions"
+    );
     let mut out = Vec::with_capacity(4 + 4 * dims.len() + data.len());
     out.extend_from_slice(&magic.to_be_bytes());
     for &d in dims {
@@ -232,9 +277,31 @@ mod tests {
 
     #[test]
     fn wrong_magic_is_refused() {
-        let bytes = encode(LABELS_MAGIC, &[3], &[1, 2, 3]);
+        let mut bytes = encode(IMAGES_MAGIC, &[1, 1, 1], &[0]);
+        bytes[2] = 0x0d; // float32 data: not what MNIST images hold
         let err = parse(&bytes, IMAGES_MAGIC, here()).unwrap_err();
-        assert!(matches!(err, IdxError::WrongMagic { found: LABELS_MAGIC, .. }), "{err}");
+        assert!(
+            matches!(err, IdxError::WrongMagic { found: 0x0d03, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_rank_is_refused() {
+        let mut bytes = vec![0, 0, 8, 2];
+        bytes.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 9]);
+        let err = parse(&bytes, IMAGES_MAGIC, here()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IdxError::WrongRank {
+                    expected: 3,
+                    found: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -242,14 +309,34 @@ mod tests {
         let mut bytes = encode(LABELS_MAGIC, &[5], &[1, 2, 3, 4, 5]);
         bytes.pop();
         let err = parse(&bytes, LABELS_MAGIC, here()).unwrap_err();
-        assert!(matches!(err, IdxError::PayloadLength { expected: 5, found: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::PayloadLength {
+                    expected: 5,
+                    found: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn truncated_header_is_refused() {
         let bytes = encode(IMAGES_MAGIC, &[1, 1, 1], &[0]);
         let err = parse(&bytes[..9], IMAGES_MAGIC, here()).unwrap_err();
-        assert!(matches!(err, IdxError::TruncatedHeader { expected: 16, found: 9, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::TruncatedHeader {
+                    expected: 16,
+                    found: 9,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -33,7 +33,14 @@ impl EpochSampler {
     /// # Panics
     /// If `len` is zero: a dataset without items cannot be sampled.
     pub fn new(len: usize, seed: u64) -> Self {
-        Self::resume(len, SamplerState { seed, epoch: 0, position: 0 })
+        Self::resume(
+            len,
+            SamplerState {
+                seed,
+                epoch: 0,
+                position: 0,
+            },
+        )
     }
 
     /// A sampler over `len` items at a saved state.

@@ -3,8 +3,8 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig};
 use burn::nn::PaddingConfig2d;
+use burn::nn::{BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
@@ -35,12 +35,14 @@ pub struct NormLayer {
 impl NormLayer {
     fn new(norm: Norm, channels: usize, device: &Device) -> Self {
         match norm {
-            Norm::Batch => {
-                Self { batch: Some(BatchNormConfig::new(channels).init(device)), group: None }
-            }
-            Norm::Group(g) => {
-                Self { batch: None, group: Some(GroupNormConfig::new(g, channels).init(device)) }
-            }
+            Norm::Batch => Self {
+                batch: Some(BatchNormConfig::new(channels).init(device)),
+                group: None,
+            },
+            Norm::Group(g) => Self {
+                batch: None,
+                group: Some(GroupNormConfig::new(g, channels).init(device)),
+            },
         }
     }
 
@@ -130,7 +132,10 @@ impl ResBlock {
         let h = silu(self.norm1.forward(self.conv1.forward(x.clone())));
 
         let [batch, channels, _, _] = h.dims();
-        let h = h + self.offsets.forward(context).reshape([batch, channels, 1, 1]);
+        let h = h + self
+            .offsets
+            .forward(context)
+            .reshape([batch, channels, 1, 1]);
 
         let h = silu(self.norm2.forward(self.conv2.forward(h)));
         h + x

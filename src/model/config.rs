@@ -109,12 +109,18 @@ impl UNetConfig {
 
     /// A narrower variant of [`small`](Self::small): 16/32/64 channels.
     pub fn tiny() -> Self {
-        Self { channels: vec![16, 32, 64], ..Self::small() }
+        Self {
+            channels: vec![16, 32, 64],
+            ..Self::small()
+        }
     }
 
     /// A wider variant of [`small`](Self::small): 32/64/128 channels.
     pub fn medium() -> Self {
-        Self { channels: vec![32, 64, 128], ..Self::small() }
+        Self {
+            channels: vec![32, 64, 128],
+            ..Self::small()
+        }
     }
 
     /// A preset by name.
@@ -134,14 +140,20 @@ impl UNetConfig {
     /// Checks that the network can be built and that its resolutions line up.
     pub fn validate(&self) -> Result<(), String> {
         if self.channels.len() < 2 {
-            return Err(format!("need at least 2 levels of channels, found {:?}", self.channels));
+            return Err(format!(
+                "need at least 2 levels of channels, found {:?}",
+                self.channels
+            ));
         }
         if self.channels.contains(&0) || self.blocks == 0 || self.embed_dim == 0 {
             return Err("channels, blocks and embed_dim must all be positive".into());
         }
         if let Norm::Group(g) = self.norm {
             if g == 0 || self.channels.iter().any(|c| c % g != 0) {
-                return Err(format!("{g} groups do not divide channels {:?}", self.channels));
+                return Err(format!(
+                    "{g} groups do not divide channels {:?}",
+                    self.channels
+                ));
             }
         }
         let mut side = self.input_size;
@@ -175,7 +187,10 @@ mod tests {
 
     #[test]
     fn odd_resolutions_are_refused() {
-        let config = UNetConfig { channels: vec![8, 16, 32, 64], ..UNetConfig::small() };
+        let config = UNetConfig {
+            channels: vec![8, 16, 32, 64],
+            ..UNetConfig::small()
+        };
         assert!(config.validate().is_err());
     }
 }

@@ -24,7 +24,9 @@ impl FourierTime {
     pub fn new(dim: usize, device: &Device) -> Self {
         assert!(dim % 2 == 0, "Fourier features come in sine/cosine pairs");
         let w = Tensor::random([dim / 2], Distribution::Normal(0.0, 1.0), device);
-        Self { frequencies: Param::from_tensor(w) }
+        Self {
+            frequencies: Param::from_tensor(w),
+        }
     }
 
     /// # Shapes
@@ -48,7 +50,9 @@ pub struct LabelEmbedding {
 impl LabelEmbedding {
     /// A table of width `dim`.
     pub fn new(dim: usize, device: &Device) -> Self {
-        Self { table: EmbeddingConfig::new(LABEL_TOKENS, dim).init(device) }
+        Self {
+            table: EmbeddingConfig::new(LABEL_TOKENS, dim).init(device),
+        }
     }
 
     /// # Shapes

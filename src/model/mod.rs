@@ -33,7 +33,10 @@ pub fn trainable_params<M: Module>(module: &M) -> usize {
             }
         }
     }
-    let mut count = Count { path: Vec::new(), total: 0 };
+    let mut count = Count {
+        path: Vec::new(),
+        total: 0,
+    };
     module.visit(&mut count);
     count.total
 }

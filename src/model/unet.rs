@@ -47,7 +47,8 @@ impl UNetConfig {
     /// If the configuration does not [`validate`](UNetConfig::validate); callers check it
     /// first at the edge.
     pub fn init(&self, device: &Device) -> UNet {
-        self.validate().expect("configurations are validated before init");
+        self.validate()
+            .expect("configurations are validated before init");
         let (e, norm, cond) = (self.embed_dim, self.norm, self.conditioning);
         let block = |c: usize| ResBlock::new(c, norm, cond, e, device);
         let blocks = |c: usize| (0..self.blocks).map(|_| block(c)).collect::<Vec<_>>();
@@ -56,12 +57,18 @@ impl UNetConfig {
 
         let down = ch
             .windows(2)
-            .map(|w| DownLevel { blocks: blocks(w[0]), down: conv3x3(w[0], w[1], 2, device) })
+            .map(|w| DownLevel {
+                blocks: blocks(w[0]),
+                down: conv3x3(w[0], w[1], 2, device),
+            })
             .collect();
         let up = ch
             .windows(2)
             .rev()
-            .map(|w| UpLevel { conv: conv3x3(w[1], w[0], 1, device), blocks: blocks(w[0]) })
+            .map(|w| UpLevel {
+                conv: conv3x3(w[1], w[0], 1, device),
+                blocks: blocks(w[0]),
+            })
             .collect();
         let shared = (cond == Conditioning::Shared).then(|| Mlp::new(2 * e, e, e, device));
 

@@ -15,8 +15,8 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
-use crate::data::SamplerState;
 use crate::data::idx::sha256_hex;
+use crate::data::SamplerState;
 use crate::model::UNet;
 
 /// First bytes of every checkpoint.
@@ -115,13 +115,20 @@ pub struct Checkpoint {
 
 /// Serialises a module's record.
 pub fn module_bytes(model: &UNet) -> Vec<u8> {
-    let bytes = model.clone().into_record().into_bytes().expect("a record serialises to memory");
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .expect("a record serialises to memory");
     bytes.to_vec()
 }
 
 /// Serialises an optimiser's state.
 pub fn optimizer_bytes(optim: &ModuleOptimizer) -> Vec<u8> {
-    optim.into_bytes().expect("optimiser state serialises to memory").to_vec()
+    optim
+        .into_bytes()
+        .expect("optimiser state serialises to memory")
+        .to_vec()
 }
 
 impl Checkpoint {
@@ -134,9 +141,23 @@ impl Checkpoint {
         sections: Vec<(String, Vec<u8>)>,
     ) -> Self {
         let payload_sha256 = payload_digest(&sections);
-        let lengths = sections.iter().map(|(n, b)| (n.clone(), b.len() as u64)).collect();
-        let header = Header { config, step, sampler, seconds, sections: lengths, payload_sha256 };
-        Self { header, sections, path: PathBuf::new() }
+        let lengths = sections
+            .iter()
+            .map(|(n, b)| (n.clone(), b.len() as u64))
+            .collect();
+        let header = Header {
+            config,
+            step,
+            sampler,
+            seconds,
+            sections: lengths,
+            payload_sha256,
+        };
+        Self {
+            header,
+            sections,
+            path: PathBuf::new(),
+        }
     }
 
     /// The encoded file.
@@ -155,20 +176,27 @@ impl Checkpoint {
 
     /// Writes the file atomically.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        crate::atomic::write(path, &self.to_bytes())
-            .map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })
+        crate::atomic::write(path, &self.to_bytes()).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads and verifies a file.
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_bytes(&bytes, path)
     }
 
     /// Decodes and verifies bytes; `path` is used in messages.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
-        let format = |detail: String| CheckpointError::Format { path: path.to_path_buf(), detail };
+        let format = |detail: String| CheckpointError::Format {
+            path: path.to_path_buf(),
+            detail,
+        };
         if bytes.len() < 20 || &bytes[..8] != MAGIC {
             return Err(format(format!(
                 "expected the magic bytes {:?} and a 20-byte preamble, found {} bytes starting {:?}",
@@ -218,18 +246,29 @@ impl Checkpoint {
                 found,
             });
         }
-        Ok(Self { header, sections, path: path.to_path_buf() })
+        Ok(Self {
+            header,
+            sections,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The bytes of a section.
     pub fn section(&self, name: &str) -> Result<&[u8], CheckpointError> {
-        self.sections.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice()).ok_or_else(|| {
-            CheckpointError::MissingSection {
+        self.sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+            .ok_or_else(|| CheckpointError::MissingSection {
                 path: self.path.clone(),
                 name: name.into(),
-                present: self.sections.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-            }
-        })
+                present: self
+                    .sections
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Whether a section is present.
@@ -248,11 +287,19 @@ impl Checkpoint {
         self.header.config.model.validate().map_err(arch)?;
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
             .map_err(|e| arch(format!("{e}")))?;
-        self.header.config.model.init(device).try_load_record(record).map_err(|e| arch(format!("{e}")))
+        self.header
+            .config
+            .model
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| arch(format!("{e}")))
     }
 }
 
 fn payload_digest(sections: &[(String, Vec<u8>)]) -> String {
-    let all: Vec<u8> = sections.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    let all: Vec<u8> = sections
+        .iter()
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect();
     sha256_hex(&all)
 }

@@ -82,13 +82,22 @@ impl TrainConfig {
             return Err("batch size must be at least 1".into());
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!("learning rate must be positive, found {}", self.learning_rate));
+            return Err(format!(
+                "learning rate must be positive, found {}",
+                self.learning_rate
+            ));
         }
         if !(0.0..1.0).contains(&self.label_dropout) {
-            return Err(format!("label dropout must be in [0, 1), found {}", self.label_dropout));
+            return Err(format!(
+                "label dropout must be in [0, 1), found {}",
+                self.label_dropout
+            ));
         }
         if !(0.0..1.0).contains(&self.ema_decay) {
-            return Err(format!("EMA decay must be in [0, 1), found {}", self.ema_decay));
+            return Err(format!(
+                "EMA decay must be in [0, 1), found {}",
+                self.ema_decay
+            ));
         }
         if self.eval_every == 0 || self.checkpoint_every == 0 {
             return Err("eval and checkpoint intervals must be at least 1 step".into());

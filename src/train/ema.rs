@@ -17,9 +17,16 @@ pub fn warmed_decay(decay: f64, step: u64) -> f64 {
 
 /// Moves `ema` towards `model` by one step of the average with decay `d`.
 pub fn update(ema: UNet, model: &UNet, d: f64) -> UNet {
-    let mut collect = Collect { path: Vec::new(), values: TensorContainer::new() };
+    let mut collect = Collect {
+        path: Vec::new(),
+        values: TensorContainer::new(),
+    };
     model.visit(&mut collect);
-    ema.map(&mut Blend { path: Vec::new(), values: collect.values, d })
+    ema.map(&mut Blend {
+        path: Vec::new(),
+        values: collect.values,
+        d,
+    })
 }
 
 struct Collect {

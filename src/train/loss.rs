@@ -29,19 +29,35 @@ pub struct Draws {
 
 /// Replaces each label by `NO_LABEL` with probability `p`.
 pub fn drop_labels(labels: &[u8], p: f64, rng: &mut impl Rng) -> Vec<i64> {
-    labels.iter().map(|&y| if rng.random::<f64>() < p { NO_LABEL } else { y as i64 }).collect()
+    labels
+        .iter()
+        .map(|&y| {
+            if rng.random::<f64>() < p {
+                NO_LABEL
+            } else {
+                y as i64
+            }
+        })
+        .collect()
 }
 
 /// Draws noise, times and dropped labels for a batch.
 pub fn draw(labels: &[u8], pixels: usize, dropout: f64, rng: &mut impl Rng) -> Draws {
-    let noise = (0..labels.len() * pixels).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+    let noise = (0..labels.len() * pixels)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect();
     let t = (0..labels.len()).map(|_| rng.random::<f32>()).collect();
     let labels = drop_labels(labels, dropout, rng);
     Draws { noise, t, labels }
 }
 
 /// The flow-matching loss of `model` on data `x1` (`[batch, 1, h, w]`, in `[-1, 1]`).
-pub fn flow_matching_loss(model: &UNet, x1: Tensor<4>, draws: &Draws, device: &Device) -> Tensor<1> {
+pub fn flow_matching_loss(
+    model: &UNet,
+    x1: Tensor<4>,
+    draws: &Draws,
+    device: &Device,
+) -> Tensor<1> {
     let shape = x1.dims();
     let batch = shape[0];
     let x0 = Tensor::<4>::from_data(TensorData::new(draws.noise.clone(), shape), device);

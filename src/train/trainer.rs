@@ -111,7 +111,9 @@ impl Trainer {
         let ema = model.valid();
         let optim = optimizer(&config);
         let sampler = EpochSampler::new(train.len(), config.seed);
-        Ok(Self::assemble(config, device, model, ema, optim, sampler, train, test, dir))
+        Ok(Self::assemble(
+            config, device, model, ema, optim, sampler, train, test, dir,
+        ))
     }
 
     /// Continues the run whose checkpoint is in `dir`.
@@ -262,7 +264,10 @@ impl Trainer {
         let loss = loss::flow_matching_loss(&self.model, x1, &draws, &autodiff);
         let value: f32 = loss.clone().into_scalar();
         if !value.is_finite() {
-            return Err(TrainError::NonFinite { step: self.step + 1, loss: value });
+            return Err(TrainError::NonFinite {
+                step: self.step + 1,
+                loss: value,
+            });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let learning_rate = self.config.learning_rate_at(self.step);
@@ -300,8 +305,13 @@ impl Trainer {
             ("optimizer".to_string(), optimizer_bytes(&self.optim)),
         ];
         let state = self.sampler.state();
-        let checkpoint =
-            Checkpoint::new(self.config.clone(), self.step, state, self.seconds, sections);
+        let checkpoint = Checkpoint::new(
+            self.config.clone(),
+            self.step,
+            state,
+            self.seconds,
+            sections,
+        );
         checkpoint.save(&self.dir.join(CHECKPOINT))?;
         write_log(&self.dir.join(LOSS_LOG), &self.log)
     }
@@ -331,7 +341,9 @@ pub fn heldout_loss(model: &UNet, data: &Dataset, seed: u64, device: &Device) ->
 }
 
 fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
-    AdamWConfig::new().with_weight_decay(config.weight_decay as f32).init()
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .init()
 }
 
 fn check_size(config: &TrainConfig, train: &Dataset) -> Result<(), TrainError> {
@@ -362,8 +374,10 @@ fn write_log(path: &Path, rows: &[LogRow]) -> Result<(), TrainError> {
             r.step, r.loss, heldout, r.learning_rate, r.images_per_sec
         ));
     }
-    crate::atomic::write(path, text.as_bytes())
-        .map_err(|source| TrainError::Log { path: path.to_path_buf(), source })
+    crate::atomic::write(path, text.as_bytes()).map_err(|source| TrainError::Log {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads a loss log written by a run; unreadable rows are skipped.

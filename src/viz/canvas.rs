@@ -29,8 +29,17 @@ pub struct Canvas {
 impl Canvas {
     /// A canvas filled with one colour.
     pub fn new(width: usize, height: usize, fill: Rgb) -> Self {
-        let pixels = fill.iter().copied().cycle().take(width * height * 3).collect();
-        Self { width, height, pixels }
+        let pixels = fill
+            .iter()
+            .copied()
+            .cycle()
+            .take(width * height * 3)
+            .collect();
+        Self {
+            width,
+            height,
+            pixels,
+        }
     }
 
     /// Sets one pixel; coordinates outside the canvas are ignored.
@@ -102,8 +111,12 @@ impl Canvas {
             let mut encoder = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
             encoder.set_color(png::ColorType::Rgb);
             encoder.set_depth(png::BitDepth::Eight);
-            let mut writer = encoder.write_header().expect("writing to a Vec cannot fail");
-            writer.write_image_data(&self.pixels).expect("the buffer matches the header");
+            let mut writer = encoder
+                .write_header()
+                .expect("writing to a Vec cannot fail");
+            writer
+                .write_image_data(&self.pixels)
+                .expect("the buffer matches the header");
         }
         out
     }

@@ -46,7 +46,11 @@ pub fn panels(panels: &[Panel], side: usize, zoom: usize) -> Canvas {
         let cols = panel.cols.max(1);
         canvas.text_centred((left + w / 2) as i64, MARGIN as i64, &panel.title, 2, BLACK);
         for (i, img) in panel.images.iter().enumerate() {
-            assert_eq!(img.len(), side * side, "every image in a panel is side × side");
+            assert_eq!(
+                img.len(),
+                side * side,
+                "every image in a panel is side × side"
+            );
             let x = (left + (i % cols) * cell) as i64;
             let y = (top + (i / cols) * row_h) as i64;
             canvas.blit_grey(x, y, img, side, side, zoom);
@@ -62,8 +66,12 @@ pub fn panels(panels: &[Panel], side: usize, zoom: usize) -> Canvas {
 
 /// A single untitled grid of images.
 pub fn grid(images: &[Vec<u8>], side: usize, cols: usize, zoom: usize) -> Canvas {
-    let panel =
-        Panel { title: String::new(), captions: Vec::new(), images: images.to_vec(), cols };
+    let panel = Panel {
+        title: String::new(),
+        captions: Vec::new(),
+        images: images.to_vec(),
+        cols,
+    };
     panels(&[panel], side, zoom)
 }
 

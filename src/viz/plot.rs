@@ -4,8 +4,14 @@ use super::canvas::{Canvas, Rgb, BLACK, GREY, WHITE};
 use super::font;
 
 /// Colours given to series in order.
-pub const PALETTE: [Rgb; 6] =
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75]];
+pub const PALETTE: [Rgb; 6] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+];
 
 /// One named series of `(x, y)` points.
 #[derive(Debug, Clone)]
@@ -85,7 +91,10 @@ impl Chart {
         canvas.text_centred(W as i64 / 2, H as i64 - 20, &self.x_label, 1, BLACK);
         canvas.text(4, TOP as i64 - 14, &self.y_label, 1, BLACK);
         for (i, (s, colour)) in series.iter().zip(PALETTE.iter().cycle()).enumerate() {
-            let (lx, ly) = (LEFT as i64 + pw as i64 - 150, TOP as i64 + 8 + 14 * i as i64);
+            let (lx, ly) = (
+                LEFT as i64 + pw as i64 - 150,
+                TOP as i64 + 8 + 14 * i as i64,
+            );
             canvas.fill_rect(lx, ly + 2, 14, 3, *colour);
             canvas.text(lx + 20, ly, &s.name, 1, BLACK);
         }
@@ -131,7 +140,10 @@ mod tests {
             y_label: "mse".into(),
             log_y: true,
         };
-        let series = Series { name: "train".into(), points: vec![(0.0, 1.0), (10.0, 0.1)] };
+        let series = Series {
+            name: "train".into(),
+            points: vec![(0.0, 1.0), (10.0, 0.1)],
+        };
         let canvas = chart.draw(&[series]);
         let blue = canvas.pixels.chunks(3).filter(|p| *p == PALETTE[0]).count();
         assert!(blue > 100, "the line should be drawn, found {blue} pixels");
@@ -139,9 +151,16 @@ mod tests {
 
     #[test]
     fn empty_and_non_finite_series_do_not_panic() {
-        let chart =
-            Chart { title: "t".into(), x_label: "x".into(), y_label: "y".into(), log_y: true };
-        let bad = Series { name: "nan".into(), points: vec![(0.0, f64::NAN), (1.0, -1.0)] };
+        let chart = Chart {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_y: true,
+        };
+        let bad = Series {
+            name: "nan".into(),
+            points: vec![(0.0, f64::NAN), (1.0, -1.0)],
+        };
         chart.draw(&[bad]);
         chart.draw(&[]);
     }

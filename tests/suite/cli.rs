@@ -1,0 +1,246 @@
+//! The `mnist-flow` command end to end on tiny synthetic IDX files, and its refusals.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mnist_flow::data::idx::{parse, read_bytes, IMAGES_MAGIC, LABELS_MAGIC};
+
+use crate::fixtures::{synthetic, write_dataset};
+
+fn mnist_flow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mnist-flow"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn train_tiny(data: &Path, run: &Path, steps: &str) -> Output {
+    mnist_flow(&[
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--steps",
+        steps,
+        "--batch-size",
+        "8",
+        "--eval-every",
+        "2",
+        "--eval-images",
+        "8",
+        "--checkpoint-every",
+        "2",
+        "--sample-steps",
+        "2",
+    ])
+}
+
+#[test]
+fn train_then_sample_leaves_files_that_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run, out) = (
+        tmp.path().join("data"),
+        tmp.path().join("run"),
+        tmp.path().join("s"),
+    );
+    write_dataset(&data, &synthetic(20));
+
+    let trained = train_tiny(&data, &run, "3");
+    assert!(
+        trained.status.success(),
+        "train failed: {}",
+        stderr(&trained)
+    );
+    for file in [
+        "checkpoint.mfc",
+        "weights.mfc",
+        "config.json",
+        "loss.csv",
+        "loss.png",
+        "samples.png",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing after training");
+    }
+    let log = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4, "header and three steps: {log}");
+    assert!(log
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .parse::<f64>()
+        .is_ok());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["preset"], "tiny");
+
+    let resumed = train_tiny(&data, &run, "4");
+    assert!(
+        stderr(&resumed).contains("already holds a checkpoint"),
+        "{}",
+        stderr(&resumed)
+    );
+    let mut args: Vec<&str> = vec![
+        "train",
+        "--resume",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--sample-steps",
+        "1",
+    ];
+    let resumed = mnist_flow(&args);
+    assert!(
+        resumed.status.success(),
+        "resume failed: {}",
+        stderr(&resumed)
+    );
+    let log = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 5, "the resumed run adds step 4: {log}");
+    args.clear();
+
+    let weights = run.join("weights.mfc");
+    let sampled = mnist_flow(&[
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--labels",
+        "0719",
+        "--steps",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        sampled.status.success(),
+        "sample failed: {}",
+        stderr(&sampled)
+    );
+    let stdout = String::from_utf8_lossy(&sampled.stdout);
+    assert!(
+        stdout.contains("NFE 3") && stdout.contains("network passes 6"),
+        "{stdout}"
+    );
+    let images = read_bytes(&out.join("images-idx3-ubyte")).unwrap();
+    let images = parse(&images, IMAGES_MAGIC, Path::new("images")).unwrap();
+    assert_eq!(images.dims, vec![4, 28, 28]);
+    let labels = read_bytes(&out.join("labels-idx1-ubyte")).unwrap();
+    assert_eq!(
+        parse(&labels, LABELS_MAGIC, Path::new("labels"))
+            .unwrap()
+            .data,
+        vec![0, 7, 1, 9]
+    );
+    assert!(out.join("samples.png").is_file());
+
+    let panels = mnist_flow(&[
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--per-class",
+        "1",
+        "--steps",
+        "2",
+        "--guidance",
+        "1,3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        panels.status.success(),
+        "guidance figure failed: {}",
+        stderr(&panels)
+    );
+    assert!(out.join("guidance.png").is_file());
+    assert!(out.join("w3-images-idx3-ubyte").is_file());
+}
+
+#[test]
+fn the_path_strip_is_drawn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_dataset(&data, &synthetic(3));
+    let png = tmp.path().join("path.png");
+    let out = mnist_flow(&[
+        "path",
+        "--data",
+        data.to_str().unwrap(),
+        "--index",
+        "2",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(png.is_file());
+}
+
+#[test]
+fn bad_arguments_exit_non_zero_with_a_clear_message() {
+    let cases: [(&[&str], &str); 8] = [
+        (&["train", "--steps", "-5"], "-5"),
+        (&["train", "--steps", "0"], "0"),
+        (&["train", "--label-dropout", "1.5"], "[0, 1)"),
+        (&["sample", "--labels", "12a"], "digits 0-9"),
+        (&["sample", "--guidance", "1,x"], "guidance scales"),
+        (
+            &["sample", "--weights", "/nonexistent/w.mfc"],
+            "/nonexistent/w.mfc",
+        ),
+        (
+            &["train", "--data", "/nonexistent/data"],
+            "/nonexistent/data",
+        ),
+        (&["train", "--preset", "huge"], "huge"),
+    ];
+    for (args, needle) in cases {
+        let out = mnist_flow(args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            err.contains(needle),
+            "{args:?}: message should mention '{needle}': {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+}
+
+#[test]
+fn label_twelve_is_refused() {
+    let out = mnist_flow(&["sample", "--labels", "3,12"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("label 12 is outside the classes 0-9"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_corrupt_weights_file_is_refused_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.mfc");
+    std::fs::write(&bad, b"MNFLOWCK\x01\0\0\0garbage").unwrap();
+    let out = mnist_flow(&[
+        "sample",
+        "--weights",
+        bad.to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("bad.mfc") && err.lines().count() == 1, "{err}");
+    assert!(!tmp.path().join("o").join("samples.png").exists());
+}
