@@ -148,7 +148,7 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
         ..Default::default()
     };
     let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
-    let samples = sample(trainer.ema(), &labels, &settings, device);
+    let samples = sample(trainer.ema(), &labels, &settings, device)?;
     viz::grid(&samples.images, 28, 10, 2).save_png(&out.join("samples.png"))?;
     log::info!(
         "finished at step {}; wrote {}",
@@ -332,15 +332,16 @@ fn sample_command(args: SampleArgs, device: &Device) -> Result<()> {
             steps: args.steps as usize,
             seed: args.seed,
             batch_size: args.batch_size as usize,
+            ..Default::default()
         };
         let started = Instant::now();
-        let samples = sample(&model, &labels, &settings, device);
+        let samples = sample(&model, &labels, &settings, device)?;
         let secs = started.elapsed().as_secs_f64();
         println!(
             "w = {w}: {} images, Euler {} steps, NFE {}, network passes {}, {:.2} s, {:.1} images/s",
             labels.len(),
             args.steps,
-            samples.nfe,
+            samples.nfe / samples.batches,
             samples.network_passes,
             secs,
             labels.len() as f64 / secs
@@ -459,15 +460,14 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
         let ema = trainer.ema().clone();
         let labels: Vec<u8> = (0..args.sample_batch).map(|i| (i % 10) as u8).collect();
         let settings = SampleSettings {
-            guidance: 3.0,
             steps: 1,
-            seed: 0,
             batch_size: labels.len(),
+            ..Default::default()
         };
         let mut sample_secs = Vec::new();
         for i in 0..=args.repeats {
             let started = Instant::now();
-            sample(&ema, &labels, &settings, device);
+            sample(&ema, &labels, &settings, device)?;
             if i > 0 {
                 sample_secs.push(started.elapsed().as_secs_f64());
             }

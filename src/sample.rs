@@ -1,4 +1,4 @@
-//! Sampling: seeded noise → Euler over the guided velocity → images as bytes.
+//! Sampling: seeded noise → a solver over the guided velocity → images as bytes.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -7,15 +7,21 @@ use rand_distr::StandardNormal;
 use crate::data::dataset::to_byte;
 use crate::guidance::Guided;
 use crate::model::UNet;
-use crate::solver::{euler, uniform_grid};
+use crate::solver::{integrate, SolveError, Solver, TimeGrid};
 
 /// How to draw samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleSettings {
     /// Guidance scale `w`.
     pub guidance: f64,
-    /// Euler steps.
+    /// Times where guidance applies; the conditional velocity elsewhere.
+    pub guidance_interval: (f64, f64),
+    /// The integration method.
+    pub solver: Solver,
+    /// Steps of a fixed-step solver (ignored by the adaptive one).
     pub steps: usize,
+    /// Spacing of the steps.
+    pub grid: TimeGrid,
     /// Seed of the starting noise.
     pub seed: u64,
     /// Samples per network batch.
@@ -26,7 +32,10 @@ impl Default for SampleSettings {
     fn default() -> Self {
         Self {
             guidance: 3.0,
-            steps: 100,
+            guidance_interval: (0.0, 1.0),
+            solver: Solver::Euler,
+            steps: 50,
+            grid: TimeGrid::Uniform,
             seed: 0,
             batch_size: 256,
         }
@@ -40,10 +49,12 @@ pub struct Samples {
     pub images: Vec<Vec<u8>>,
     /// The labels asked for.
     pub labels: Vec<u8>,
-    /// Guided-velocity evaluations per batch (NFE).
+    /// Guided-velocity evaluations, summed over batches.
     pub nfe: u64,
     /// Network passes in units of one unguided batch, summed over batches.
     pub network_passes: u64,
+    /// Number of batches the labels were split into.
+    pub batches: u64,
 }
 
 /// Starting noise for `count` images, fixed by `seed` whatever the batch size.
@@ -54,36 +65,63 @@ pub fn noise(count: usize, pixels: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Draws one image per label with the model's EMA or raw weights.
-pub fn sample(model: &UNet, labels: &[u8], settings: &SampleSettings, device: &Device) -> Samples {
+/// Converts a batch in `[-1, 1]` to one byte image per sample.
+pub fn to_images(x: Tensor<4>) -> Vec<Vec<u8>> {
+    let [_, c, h, w] = x.dims();
+    let values = x
+        .try_into_vec_as::<f32>()
+        .expect("samples are float tensors");
+    values
+        .chunks(c * h * w)
+        .map(|img| img.iter().map(|&v| to_byte(v)).collect())
+        .collect()
+}
+
+/// Draws one image per label. `on_step` sees each batch's state after every accepted solver
+/// step, with the batch index and the time.
+pub fn sample_with(
+    model: &UNet,
+    labels: &[u8],
+    settings: &SampleSettings,
+    device: &Device,
+    mut on_step: impl FnMut(usize, &Tensor<4>, f64),
+) -> Result<Samples, SolveError> {
     let side = model.config().image_size;
     let pixels = side * side;
     let start = noise(labels.len(), pixels, settings.seed);
-    let grid = uniform_grid(settings.steps);
-    let mut images = Vec::with_capacity(labels.len());
-    let (mut nfe, mut passes) = (0, 0);
+    let grid = settings.grid.times(settings.steps.max(1));
+    let batch = settings.batch_size.max(1);
+    let mut out = Samples {
+        images: Vec::with_capacity(labels.len()),
+        labels: labels.to_vec(),
+        nfe: 0,
+        network_passes: 0,
+        batches: 0,
+    };
 
-    for (chunk, ys) in labels.chunks(settings.batch_size.max(1)).enumerate() {
-        let at = chunk * settings.batch_size.max(1) * pixels;
+    for (index, ys) in labels.chunks(batch).enumerate() {
+        let at = index * batch * pixels;
         let x0 = start[at..at + ys.len() * pixels].to_vec();
         let x0 = Tensor::<4>::from_data(TensorData::new(x0, [ys.len(), 1, side, side]), device);
-        let mut field = Guided::new(model, ys, settings.guidance, device);
-        let x1 = euler(&mut field, x0, &grid, |_, _| {});
-        nfe = crate::solver::VelocityField::evaluations(&field);
-        passes += field.network_passes();
-        let values = x1
-            .try_into_vec_as::<f32>()
-            .expect("samples are float tensors");
-        images.extend(
-            values
-                .chunks(pixels)
-                .map(|img| img.iter().map(|&v| to_byte(v)).collect()),
-        );
+        let (a, b) = settings.guidance_interval;
+        let mut field = Guided::new(model, ys, settings.guidance, device).with_interval(a, b);
+        let (x1, _) = integrate(settings.solver, &mut field, x0, &grid, |x, t| {
+            on_step(index, x, t)
+        })?;
+        out.nfe += field.evaluations();
+        out.network_passes += field.network_passes();
+        out.batches += 1;
+        out.images.extend(to_images(x1));
     }
-    Samples {
-        images,
-        labels: labels.to_vec(),
-        nfe,
-        network_passes: passes,
-    }
+    Ok(out)
+}
+
+/// Draws one image per label.
+pub fn sample(
+    model: &UNet,
+    labels: &[u8],
+    settings: &SampleSettings,
+    device: &Device,
+) -> Result<Samples, SolveError> {
+    sample_with(model, labels, settings, device, |_, _, _| {})
 }

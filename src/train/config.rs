@@ -54,7 +54,7 @@ impl TrainConfig {
             model,
             batch_size: 128,
             learning_rate: 2e-3,
-            warmup_steps: 100,
+            warmup_steps: 50,
             weight_decay: 1e-4,
             label_dropout: 0.1,
             ema_decay: 0.999,

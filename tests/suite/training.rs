@@ -190,3 +190,28 @@ fn the_reference_network_trains_a_step_saves_and_loads() {
         .unwrap();
     assert_eq!(probe(&loaded, &device), probe(trainer.ema(), &device));
 }
+
+#[test]
+fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint() {
+    let device = Device::default();
+    let data = synthetic(16);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(6);
+    config.learning_rate = 1e30;
+    config.checkpoint_every = 1;
+    let mut trainer = Trainer::new(config, &data, &data, dir.path(), &device).unwrap();
+    let stop = AtomicBool::new(false);
+    let err = trainer
+        .run(Budget::Steps(50), &stop, |_, _| {})
+        .unwrap_err();
+    let mnist_flow::train::TrainError::NonFinite { step, .. } = err else {
+        panic!("expected a non-finite loss error, found {err}");
+    };
+    assert!(err.to_string().contains(&format!("step {step}")), "{err}");
+    let kept = Checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap();
+    assert_eq!(
+        kept.header.step,
+        step - 1,
+        "the checkpoint is the one before the bad step"
+    );
+}
