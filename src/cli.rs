@@ -24,6 +24,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Draw samples from weights or a checkpoint.
     Sample(SampleArgs),
+    /// Animate a batch of digits forming from noise (GIF and PNG strip).
+    Trajectory(TrajectoryArgs),
     /// Draw the probability path of one training image from noise to data.
     Path(PathArgs),
     /// Print training and sampling throughput.
@@ -34,7 +36,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Model preset: small (default), tiny, medium or reference.
-    #[arg(long, default_value = "small", value_parser = ["small", "tiny", "medium", "reference"])]
+    #[arg(long, default_value = "small", value_parser = ["small", "tiny", "medium", "patch", "reference"])]
     pub preset: String,
     /// Stop after this many optimiser steps in all.
     #[arg(long, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..))]
@@ -101,9 +103,8 @@ pub struct SampleArgs {
     /// Guidance scale(s), comma-separated; several draw one panel per scale.
     #[arg(long, default_value = "3", value_parser = guidance_list)]
     pub guidance: Scales,
-    /// Euler steps.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10000))]
-    pub steps: u64,
+    #[command(flatten)]
+    pub solver: SolverArgs,
     /// Seed of the starting noise and of random labels.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -112,6 +113,64 @@ pub struct SampleArgs {
     pub batch_size: u64,
     /// Output directory.
     #[arg(long, default_value = "samples")]
+    pub out: PathBuf,
+}
+
+/// How to integrate: shared by `sample` and `trajectory`.
+#[derive(Debug, Args)]
+pub struct SolverArgs {
+    /// ODE solver(s), comma-separated: euler, midpoint, heun, rk4, dopri5. Several draw one
+    /// panel per solver from the same noise.
+    #[arg(long, default_value = "euler", value_delimiter = ',',
+          value_parser = ["euler", "midpoint", "heun", "rk4", "dopri5"])]
+    pub solver: Vec<String>,
+    /// Steps of a fixed-step solver.
+    #[arg(long, default_value_t = 50, conflicts_with = "nfe",
+          value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub steps: u64,
+    /// Evaluations of the guided velocity to spend instead of --steps (fixed-step solvers
+    /// take NFE / evaluations-per-step steps; dopri5 takes it as its cap).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    pub nfe: Option<u64>,
+    /// Relative tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
+    pub rtol: f64,
+    /// Absolute tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
+    pub atol: f64,
+    /// Evaluation cap of dopri5 (unless --nfe gives one).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(7..=1000000))]
+    pub max_nfe: u64,
+    /// Apply guidance only for t in [a, b], e.g. 0.2,1; the conditional velocity elsewhere.
+    #[arg(long, value_parser = interval)]
+    pub guidance_interval: Option<(f64, f64)>,
+    /// Spacing of the steps: uniform, or dense-end (steps shrink towards t = 1).
+    #[arg(long, default_value = "uniform", value_parser = ["uniform", "dense-end"])]
+    pub time_grid: String,
+}
+
+/// `trajectory`.
+#[derive(Debug, Args)]
+pub struct TrajectoryArgs {
+    /// Weights or checkpoint file (default: the shipped weights).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Labels to draw: digits (e.g. 0123456789) or a comma-separated list.
+    #[arg(long, default_value = "0123456789", value_parser = digit_string)]
+    pub labels: Labels,
+    /// Guidance scale.
+    #[arg(long, default_value_t = 3.0, value_parser = one_scale)]
+    pub guidance: f64,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    /// Seed of the starting noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Columns (times) in the PNG strip.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=100))]
+    pub columns: u64,
+    /// Output directory.
+    #[arg(long, default_value = "trajectory")]
     pub out: PathBuf,
 }
 
@@ -140,7 +199,7 @@ pub struct PathArgs {
 pub struct BenchArgs {
     /// Presets to measure, comma-separated.
     #[arg(long, default_value = "small,reference", value_delimiter = ',',
-          value_parser = ["small", "tiny", "medium", "reference"])]
+          value_parser = ["small", "tiny", "medium", "patch", "reference"])]
     pub presets: Vec<String>,
     /// Timed repetitions of each measurement (after one warm-up).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -197,6 +256,30 @@ fn digit_string(s: &str) -> Result<Labels, String> {
             .collect::<Result<Vec<u8>, String>>()?
     };
     Ok(Labels(labels))
+}
+
+fn one_scale(s: &str) -> Result<f64, String> {
+    match guidance_list(s)?.0.as_slice() {
+        [w] => Ok(*w),
+        _ => Err(format!("expected one guidance scale, found '{s}'")),
+    }
+}
+
+fn interval(s: &str) -> Result<(f64, f64), String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let bad = || format!("expected an interval a,b with 0 <= a <= b <= 1, found '{s}'");
+    let [a, b] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (a, b) = (
+        a.trim().parse::<f64>().map_err(|_| bad())?,
+        b.trim().parse::<f64>().map_err(|_| bad())?,
+    );
+    if (0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&b) && a <= b {
+        Ok((a, b))
+    } else {
+        Err(bad())
+    }
 }
 
 fn guidance_list(s: &str) -> Result<Scales, String> {

@@ -17,11 +17,14 @@ use mnist_flow::data::{Dataset, Split};
 use mnist_flow::model::{trainable_params, UNet, UNetConfig};
 use mnist_flow::path::CondOtPath;
 use mnist_flow::sample::{sample, SampleSettings, Samples};
+use mnist_flow::solver::{Solver, TimeGrid};
 use mnist_flow::train::trainer::{read_log, CHECKPOINT};
 use mnist_flow::train::{Budget, Checkpoint, Outcome, TrainConfig, Trainer};
 use mnist_flow::viz::{self, Chart, Panel, Series};
 
-use crate::cli::{BenchArgs, Cli, Command, PathArgs, SampleArgs, TrainArgs};
+use crate::cli::{
+    BenchArgs, Cli, Command, PathArgs, SampleArgs, SolverArgs, TrainArgs, TrajectoryArgs,
+};
 
 /// Weights shipped with the repository.
 pub const SHIPPED_WEIGHTS: &str = "weights/small.mfc";
@@ -31,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args, &device),
         Command::Sample(args) => sample_command(args, &device),
+        Command::Trajectory(args) => trajectory(args, &device),
         Command::Path(args) => path_strip(args, &device),
         Command::Bench(args) => bench(args, &device),
     }
@@ -305,6 +309,49 @@ fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> Result<UNet
     Ok(checkpoint.model(section, device)?)
 }
 
+/// The solver settings for one solver name.
+fn settings_for(args: &SolverArgs, name: &str, guidance: f64, seed: u64) -> SampleSettings {
+    let cap = args.nfe.unwrap_or(args.max_nfe);
+    let solver = match name {
+        "euler" => Solver::Euler,
+        "midpoint" => Solver::Midpoint,
+        "heun" => Solver::Heun,
+        "rk4" => Solver::Rk4,
+        _ => Solver::Dopri5 {
+            rtol: args.rtol,
+            atol: args.atol,
+            max_nfe: cap,
+        },
+    };
+    let steps = match (args.nfe, solver.evaluations_per_step()) {
+        (Some(nfe), Some(per)) => (nfe / per).max(1) as usize,
+        _ => args.steps as usize,
+    };
+    let grid = TimeGrid::parse(&args.time_grid).expect("clap restricts time grids");
+    SampleSettings {
+        guidance,
+        guidance_interval: args.guidance_interval.unwrap_or((0.0, 1.0)),
+        solver,
+        steps,
+        grid,
+        seed,
+        batch_size: 256,
+    }
+}
+
+fn describe(settings: &SampleSettings) -> String {
+    match settings.solver {
+        Solver::Dopri5 {
+            rtol,
+            atol,
+            max_nfe,
+        } => {
+            format!("dopri5 (rtol {rtol:e}, atol {atol:e}, cap {max_nfe})")
+        }
+        solver => format!("{} {} steps", solver.name(), settings.steps),
+    }
+}
+
 fn sample_command(args: SampleArgs, device: &Device) -> Result<()> {
     let model = load_model(args.weights.as_deref(), args.raw, device)?;
     let labels: Vec<u8> = if let Some(labels) = &args.labels {
@@ -324,48 +371,146 @@ fn sample_command(args: SampleArgs, device: &Device) -> Result<()> {
         labels.len().min(16)
     };
     let side = model.config().image_size;
+    let (solvers, scales) = (&args.solver.solver, &args.guidance.0);
 
     let mut panels = Vec::new();
-    for &w in &args.guidance.0 {
-        let settings = SampleSettings {
-            guidance: w,
-            steps: args.steps as usize,
-            seed: args.seed,
-            batch_size: args.batch_size as usize,
-            ..Default::default()
-        };
-        let started = Instant::now();
-        let samples = sample(&model, &labels, &settings, device)?;
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "w = {w}: {} images, Euler {} steps, NFE {}, network passes {}, {:.2} s, {:.1} images/s",
-            labels.len(),
-            args.steps,
-            samples.nfe / samples.batches,
-            samples.network_passes,
-            secs,
-            labels.len() as f64 / secs
-        );
-        let stem = if args.guidance.0.len() == 1 {
-            String::new()
-        } else {
-            format!("w{w}-")
-        };
-        write_idx(&args.out, &stem, &samples, side)?;
-        panels.push(Panel {
-            title: format!("w = {w}"),
-            captions: Vec::new(),
-            images: samples.images,
-            cols,
-        });
+    for name in solvers {
+        for &w in scales {
+            let mut settings = settings_for(&args.solver, name, w, args.seed);
+            settings.batch_size = args.batch_size as usize;
+            let started = Instant::now();
+            let samples = sample(&model, &labels, &settings, device)?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}, w = {w}: {} images, NFE {} per batch, network passes {} per batch, \
+                 {:.2} s, {:.1} images/s",
+                describe(&settings),
+                labels.len(),
+                samples.nfe / samples.batches,
+                samples.network_passes / samples.batches,
+                secs,
+                labels.len() as f64 / secs
+            );
+            let title = match (solvers.len() > 1, scales.len() > 1) {
+                (true, true) => format!("{name} w={w}"),
+                (true, false) => format!("{name} nfe {}", samples.nfe / samples.batches),
+                _ => format!("w = {w}"),
+            };
+            let stem = match (solvers.len() > 1, scales.len() > 1) {
+                (false, false) => String::new(),
+                (false, true) => format!("w{w}-"),
+                (true, false) => format!("{name}-"),
+                (true, true) => format!("{name}-w{w}-"),
+            };
+            write_idx(&args.out, &stem, &samples, side)?;
+            panels.push(Panel {
+                title,
+                captions: Vec::new(),
+                images: samples.images,
+                cols,
+            });
+        }
     }
-    let (name, picture) = if panels.len() == 1 {
-        ("samples.png", viz::grid(&panels[0].images, side, cols, 2))
-    } else {
-        ("guidance.png", viz::panels(&panels, side, 2))
+    let (name, picture) = match (solvers.len() > 1, scales.len() > 1) {
+        (false, false) => ("samples.png", viz::grid(&panels[0].images, side, cols, 2)),
+        (false, true) => ("guidance.png", viz::panels(&panels, side, 2)),
+        (true, false) => ("solvers.png", viz::panels(&panels, side, 2)),
+        (true, true) => ("panels.png", viz::panels(&panels, side, 2)),
     };
     picture.save_png(&args.out.join(name))?;
     println!("wrote {}", args.out.join(name).display());
+    Ok(())
+}
+
+fn trajectory(args: TrajectoryArgs, device: &Device) -> Result<()> {
+    let model = load_model(args.weights.as_deref(), false, device)?;
+    if args.solver.solver.len() != 1 {
+        bail!(
+            "trajectory draws one solver at a time, found --solver {}",
+            args.solver.solver.join(",")
+        );
+    }
+    let labels = args.labels.0.clone();
+    let settings = settings_for(
+        &args.solver,
+        &args.solver.solver[0],
+        args.guidance,
+        args.seed,
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
+    let side = model.config().image_size;
+
+    let noise = mnist_flow::sample::noise(labels.len(), side * side, args.seed);
+    let start: Vec<Vec<u8>> = noise
+        .chunks(side * side)
+        .map(|p| p.iter().map(|&v| to_byte(v)).collect())
+        .collect();
+    let mut frames: Vec<(f64, Vec<Vec<u8>>)> = vec![(0.0, start)];
+    let samples =
+        mnist_flow::sample::sample_with(&model, &labels, &settings, device, |_, x, t| {
+            frames.push((t, mnist_flow::sample::to_images(x.clone())));
+        })?;
+    println!(
+        "{}, w = {}: NFE {}, network passes {}, {} frames",
+        describe(&settings),
+        args.guidance,
+        samples.nfe,
+        samples.network_passes,
+        frames.len()
+    );
+
+    let caption: Vec<String> = labels.iter().map(|y| y.to_string()).collect();
+    let cols = labels.len().min(10);
+    let canvases: Vec<viz::Canvas> = frames
+        .iter()
+        .map(|(t, images)| {
+            let panel = Panel {
+                title: format!("t={t:.2} w={}", args.guidance),
+                captions: caption.clone(),
+                images: images.clone(),
+                cols,
+            };
+            viz::panels(&[panel], side, 3)
+        })
+        .collect();
+    let gif = viz::animation::gif(&canvases, 8, 150);
+    mnist_flow::atomic::write(&args.out.join("trajectory.gif"), &gif)?;
+
+    let columns = (args.columns as usize).min(frames.len());
+    let picks: Vec<usize> = (0..columns)
+        .map(|i| i * (frames.len() - 1) / (columns - 1).max(1))
+        .collect();
+    let mut strip = Vec::new();
+    let mut strip_captions = Vec::new();
+    for (row, label) in labels.iter().enumerate() {
+        for &f in &picks {
+            strip.push(frames[f].1[row].clone());
+            strip_captions.push(if row + 1 == labels.len() {
+                format!("t={:.2}", frames[f].0)
+            } else {
+                String::new()
+            });
+        }
+        let _ = label;
+    }
+    let panel = Panel {
+        title: format!(
+            "{} w={} labels {}",
+            describe(&settings),
+            args.guidance,
+            labels.iter().map(|y| y.to_string()).collect::<String>()
+        ),
+        captions: strip_captions,
+        images: strip,
+        cols: columns,
+    };
+    viz::panels(&[panel], side, 2).save_png(&args.out.join("trajectory.png"))?;
+    println!(
+        "wrote {} and {}",
+        args.out.join("trajectory.gif").display(),
+        args.out.join("trajectory.png").display()
+    );
     Ok(())
 }
 

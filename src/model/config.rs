@@ -70,6 +70,15 @@ pub struct UNetConfig {
     pub input_size: usize,
     /// Side of the images in the data.
     pub image_size: usize,
+    /// Side of the pixel patches folded into channels before the stem (space-to-depth) and
+    /// unfolded after the head; 1 for none. A patch of 2 runs the network at half the
+    /// resolution with four times the input channels, losing no pixel.
+    #[serde(default = "one")]
+    pub patch: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl UNetConfig {
@@ -87,6 +96,7 @@ impl UNetConfig {
             upsample: Upsample::Bilinear,
             input_size: 32,
             image_size: 28,
+            patch: 1,
         }
     }
 
@@ -104,6 +114,7 @@ impl UNetConfig {
             upsample: Upsample::Nearest,
             input_size: 28,
             image_size: 28,
+            patch: 1,
         }
     }
 
@@ -111,6 +122,15 @@ impl UNetConfig {
     pub fn tiny() -> Self {
         Self {
             channels: vec![16, 32, 64],
+            ..Self::small()
+        }
+    }
+
+    /// 2×2 patches folded into channels, then 32/64 channels at 14×14 and 7×7.
+    pub fn patch() -> Self {
+        Self {
+            channels: vec![32, 64],
+            patch: 2,
             ..Self::small()
         }
     }
@@ -130,12 +150,13 @@ impl UNetConfig {
             "small" => Some(Self::small()),
             "tiny" => Some(Self::tiny()),
             "medium" => Some(Self::medium()),
+            "patch" => Some(Self::patch()),
             _ => None,
         }
     }
 
     /// Names accepted by [`preset`](Self::preset).
-    pub const PRESETS: [&'static str; 4] = ["small", "tiny", "medium", "reference"];
+    pub const PRESETS: [&'static str; 5] = ["small", "tiny", "medium", "patch", "reference"];
 
     /// Checks that the network can be built and that its resolutions line up.
     pub fn validate(&self) -> Result<(), String> {
@@ -156,7 +177,13 @@ impl UNetConfig {
                 ));
             }
         }
-        let mut side = self.input_size;
+        if self.patch == 0 || self.input_size % self.patch != 0 {
+            return Err(format!(
+                "patch {} does not divide input size {}",
+                self.patch, self.input_size
+            ));
+        }
+        let mut side = self.input_size / self.patch;
         for _ in 1..self.channels.len() {
             if side % 2 != 0 {
                 return Err(format!(

@@ -76,13 +76,29 @@ impl UNetConfig {
             time: FourierTime::new(e, device),
             label: LabelEmbedding::new(e, device),
             shared,
-            stem: conv3x3(1, ch[0], 1, device),
+            stem: conv3x3(self.patch * self.patch, ch[0], 1, device),
             down,
             bottleneck: blocks(last),
             up,
-            head: conv3x3(ch[0], 1, 1, device),
+            head: conv3x3(ch[0], self.patch * self.patch, 1, device),
             config: self.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_to_space_inverts_space_to_depth() {
+        let device = Device::default();
+        let x = Tensor::<4>::random([2, 1, 4, 6], burn::tensor::Distribution::Default, &device);
+        let folded = space_to_depth(x.clone(), 2);
+        assert_eq!(folded.dims(), [2, 4, 2, 3]);
+        let back = depth_to_space(folded, 2);
+        let diff: f32 = (back - x).abs().max().into_scalar();
+        assert_eq!(diff, 0.0);
     }
 }
 
@@ -102,7 +118,7 @@ impl UNet {
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, y: Tensor<1, Int>) -> Tensor<4> {
         let context = self.context(t, y);
         let (inner, outer) = (self.config.input_size, self.config.image_size);
-        let x = resize(x, outer, inner);
+        let x = space_to_depth(resize(x, outer, inner), self.config.patch);
 
         let mut x = silu(self.stem.forward(x));
         let mut kept = Vec::with_capacity(self.down.len());
@@ -134,7 +150,8 @@ impl UNet {
             }
         }
 
-        resize(self.head.forward(x), inner, outer)
+        let x = depth_to_space(self.head.forward(x), self.config.patch);
+        resize(x, inner, outer)
     }
 
     fn context(&self, t: Tensor<1>, y: Tensor<1, Int>) -> Context {
@@ -159,6 +176,29 @@ impl UNet {
             .init()
             .forward(x)
     }
+}
+
+/// `[b, c, h, w]` → `[b, c·p², h/p, w/p]`: each `p × p` patch becomes `p²` channels.
+fn space_to_depth(x: Tensor<4>, p: usize) -> Tensor<4> {
+    if p == 1 {
+        return x;
+    }
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h / p, p, w / p, p])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([b, c * p * p, h / p, w / p])
+}
+
+/// The inverse of [`space_to_depth`].
+fn depth_to_space(x: Tensor<4>, p: usize) -> Tensor<4> {
+    if p == 1 {
+        return x;
+    }
+    let [b, cpp, h, w] = x.dims();
+    let c = cpp / (p * p);
+    x.reshape([b, c, p, p, h, w])
+        .permute([0, 1, 4, 2, 5, 3])
+        .reshape([b, c, h * p, w * p])
 }
 
 fn resize(x: Tensor<4>, from: usize, to: usize) -> Tensor<4> {

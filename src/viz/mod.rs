@@ -1,6 +1,7 @@
 //! Pictures: digit grids, titled panels, the probability-path strip and loss curves, drawn
 //! with a built-in bitmap font and encoded as PNG without any system library.
 
+pub mod animation;
 pub mod canvas;
 pub mod font;
 pub mod grid;

@@ -165,6 +165,62 @@ fn train_then_sample_leaves_files_that_parse() {
     );
     assert!(out.join("guidance.png").is_file());
     assert!(out.join("w3-images-idx3-ubyte").is_file());
+
+    let solvers = mnist_flow(&[
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--labels",
+        "05",
+        "--nfe",
+        "4",
+        "--solver",
+        "euler,heun,rk4",
+        "--time-grid",
+        "dense-end",
+        "--guidance-interval",
+        "0.2,1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        solvers.status.success(),
+        "solver panels failed: {}",
+        stderr(&solvers)
+    );
+    let stdout = String::from_utf8_lossy(&solvers.stdout);
+    for needle in [
+        "euler 4 steps",
+        "heun 2 steps",
+        "rk4 1 steps",
+        "NFE 4 per batch",
+    ] {
+        assert!(stdout.contains(needle), "missing '{needle}' in {stdout}");
+    }
+    assert!(out.join("solvers.png").is_file() && out.join("rk4-images-idx3-ubyte").is_file());
+
+    let traj = tmp.path().join("traj");
+    let animated = mnist_flow(&[
+        "trajectory",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--labels",
+        "38",
+        "--steps",
+        "3",
+        "--solver",
+        "midpoint",
+        "--out",
+        traj.to_str().unwrap(),
+    ]);
+    assert!(
+        animated.status.success(),
+        "trajectory failed: {}",
+        stderr(&animated)
+    );
+    let gif = std::fs::read(traj.join("trajectory.gif")).unwrap();
+    assert!(gif.starts_with(b"GIF89a"));
+    assert!(traj.join("trajectory.png").is_file());
 }
 
 #[test]
@@ -188,7 +244,11 @@ fn the_path_strip_is_drawn() {
 
 #[test]
 fn bad_arguments_exit_non_zero_with_a_clear_message() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 12] = [
+        (&["sample", "--solver", "leapfrog"], "leapfrog"),
+        (&["sample", "--guidance-interval", "0.8,0.2"], "interval"),
+        (&["sample", "--time-grid", "log"], "log"),
+        (&["sample", "--steps", "10", "--nfe", "10"], "--nfe"),
         (&["train", "--steps", "-5"], "-5"),
         (&["train", "--steps", "0"], "0"),
         (&["train", "--label-dropout", "1.5"], "[0, 1)"),
