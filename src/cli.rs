@@ -35,8 +35,8 @@ pub enum Command {
 /// `train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Model preset: small (default), tiny, medium or reference.
-    #[arg(long, default_value = "small", value_parser = ["small", "tiny", "medium", "patch", "reference"])]
+    /// Model preset: small (default), full16, full24, full32 or reference.
+    #[arg(long, default_value = "small", value_parser = ["small", "full16", "full24", "full32", "reference"])]
     pub preset: String,
     /// Stop after this many optimiser steps in all.
     #[arg(long, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..))]
@@ -199,7 +199,7 @@ pub struct PathArgs {
 pub struct BenchArgs {
     /// Presets to measure, comma-separated.
     #[arg(long, default_value = "small,reference", value_delimiter = ',',
-          value_parser = ["small", "tiny", "medium", "patch", "reference"])]
+          value_parser = ["small", "full16", "full24", "full32", "reference"])]
     pub presets: Vec<String>,
     /// Timed repetitions of each measurement (after one warm-up).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -210,6 +210,10 @@ pub struct BenchArgs {
     /// Images per sampling batch (each guided step evaluates twice as many rows).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub sample_batch: u64,
+    /// Also measure every solver at NFE 10, 20 and 100 with these weights (or the shipped
+    /// ones when given without a value).
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    pub solvers: Option<PathBuf>,
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {

@@ -631,6 +631,65 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
             args.sample_batch as f64 / smed
         );
     }
+    if let Some(weights) = &args.solvers {
+        bench_solvers(weights, args.sample_batch as usize, device)?;
+    }
+    Ok(())
+}
+
+/// Sampling throughput of each solver at fixed NFE with trained weights.
+fn bench_solvers(weights: &Path, batch: usize, device: &Device) -> Result<()> {
+    let weights = (!weights.as_os_str().is_empty()).then_some(weights);
+    let model = load_model(weights, false, device)?;
+    let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
+    println!(
+        "solvers: {batch} images a batch, guidance w = 3 (one batched pass of {} rows per NFE)",
+        2 * batch
+    );
+    let solvers = [Solver::Euler, Solver::Midpoint, Solver::Heun, Solver::Rk4];
+    for nfe in [10u64, 20, 100] {
+        for solver in solvers {
+            let per = solver.evaluations_per_step().expect("fixed-step solver");
+            let settings = SampleSettings {
+                solver,
+                steps: (nfe / per) as usize,
+                batch_size: batch,
+                ..Default::default()
+            };
+            let started = Instant::now();
+            let samples = sample(&model, &labels, &settings, device)?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "  {:>8} NFE {:>3} ({:>3} steps): {:.2} s = {:.1} images/s",
+                solver.name(),
+                samples.nfe,
+                settings.steps,
+                secs,
+                batch as f64 / secs
+            );
+        }
+    }
+    for tol in [1e-2, 1e-3] {
+        let solver = Solver::Dopri5 {
+            rtol: tol,
+            atol: tol,
+            max_nfe: 10_000,
+        };
+        let settings = SampleSettings {
+            solver,
+            batch_size: batch,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let samples = sample(&model, &labels, &settings, device)?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "    dopri5 NFE {:>3} (tolerance {tol:e}): {:.2} s = {:.1} images/s",
+            samples.nfe,
+            secs,
+            batch as f64 / secs
+        );
+    }
     Ok(())
 }
 

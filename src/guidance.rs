@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn the_batched_pass_equals_separate_passes() {
         let device = Device::default();
-        let model = crate::model::UNetConfig::tiny().init(&device);
+        let model = crate::model::UNetConfig::small().init(&device);
         let x = Tensor::<4>::random([2, 1, 28, 28], burn::tensor::Distribution::Default, &device);
         let labels = [4u8, 7];
         let guided = Guided::new(&model, &labels, 2.5, &device).velocity(&x, 0.3);
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn outside_the_interval_the_velocity_is_exactly_the_conditional_one() {
         let device = Device::default();
-        let model = crate::model::UNetConfig::tiny().init(&device);
+        let model = crate::model::UNetConfig::small().init(&device);
         let x = Tensor::<4>::random([2, 1, 28, 28], burn::tensor::Distribution::Default, &device);
         let labels = [1u8, 8];
         let mut interval = Guided::new(&model, &labels, 4.0, &device).with_interval(0.2, 0.6);

@@ -100,12 +100,23 @@ impl UNetConfig {
         }
     }
 
-    /// The default: native 28×28, chosen for quality per CPU-minute (see
-    /// `docs/model-choice.md`): 24/48/96 channels, one block a level, GroupNorm, the usual
-    /// U-Net skips, shared conditioning, nearest-neighbour up-sampling.
+    /// The default, chosen for quality per CPU-minute (see `docs/model-choice.md`): native
+    /// 28×28 images folded into 2×2 patches (4 channels at 14×14, no pixel lost), 32/64
+    /// channels at 14×14 and 7×7, one block a level, GroupNorm, the usual U-Net skips,
+    /// shared conditioning, nearest-neighbour up-sampling.
     pub fn small() -> Self {
         Self {
-            channels: vec![24, 48, 96],
+            channels: vec![32, 64],
+            patch: 2,
+            ..Self::full(vec![32, 64])
+        }
+    }
+
+    /// A full-resolution U-Net at 28×28 (no patches) with the given channels and otherwise
+    /// the default's choices: the other candidates of the model comparison.
+    pub fn full(channels: Vec<usize>) -> Self {
+        Self {
+            channels,
             blocks: 1,
             embed_dim: 48,
             norm: Norm::Group(8),
@@ -118,45 +129,20 @@ impl UNetConfig {
         }
     }
 
-    /// A narrower variant of [`small`](Self::small): 16/32/64 channels.
-    pub fn tiny() -> Self {
-        Self {
-            channels: vec![16, 32, 64],
-            ..Self::small()
-        }
-    }
-
-    /// 2×2 patches folded into channels, then 32/64 channels at 14×14 and 7×7.
-    pub fn patch() -> Self {
-        Self {
-            channels: vec![32, 64],
-            patch: 2,
-            ..Self::small()
-        }
-    }
-
-    /// A wider variant of [`small`](Self::small): 32/64/128 channels.
-    pub fn medium() -> Self {
-        Self {
-            channels: vec![32, 64, 128],
-            ..Self::small()
-        }
-    }
-
     /// A preset by name.
     pub fn preset(name: &str) -> Option<Self> {
         match name {
-            "reference" => Some(Self::reference()),
             "small" => Some(Self::small()),
-            "tiny" => Some(Self::tiny()),
-            "medium" => Some(Self::medium()),
-            "patch" => Some(Self::patch()),
+            "full16" => Some(Self::full(vec![16, 32, 64])),
+            "full24" => Some(Self::full(vec![24, 48, 96])),
+            "full32" => Some(Self::full(vec![32, 64, 128])),
+            "reference" => Some(Self::reference()),
             _ => None,
         }
     }
 
     /// Names accepted by [`preset`](Self::preset).
-    pub const PRESETS: [&'static str; 5] = ["small", "tiny", "medium", "patch", "reference"];
+    pub const PRESETS: [&'static str; 5] = ["small", "full16", "full24", "full32", "reference"];
 
     /// Checks that the network can be built and that its resolutions line up.
     pub fn validate(&self) -> Result<(), String> {

@@ -22,7 +22,7 @@ fn train_tiny(data: &Path, run: &Path, steps: &str) -> Output {
     mnist_flow(&[
         "train",
         "--preset",
-        "tiny",
+        "small",
         "--data",
         data.to_str().unwrap(),
         "--out",
@@ -81,7 +81,7 @@ fn train_then_sample_leaves_files_that_parse() {
         .is_ok());
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["preset"], "tiny");
+    assert_eq!(config["preset"], "small");
 
     let resumed = train_tiny(&data, &run, "4");
     assert!(

@@ -11,7 +11,7 @@ use mnist_flow::train::{Budget, Checkpoint, CheckpointError, TrainConfig, Traine
 use crate::fixtures::synthetic;
 
 fn tiny_config(seed: u64) -> TrainConfig {
-    let mut config = TrainConfig::for_preset("tiny", UNetConfig::tiny());
+    let mut config = TrainConfig::for_preset("small", UNetConfig::small());
     config.batch_size = 16;
     config.warmup_steps = 1;
     config.eval_every = 1000;
@@ -167,7 +167,7 @@ fn a_checkpoint_of_another_architecture_is_refused() {
     let (_dir, bytes) = saved_checkpoint();
     let here = std::path::Path::new("ck.mfc");
     let mut checkpoint = Checkpoint::from_bytes(&bytes, here).unwrap();
-    checkpoint.header.config.model = UNetConfig::small();
+    checkpoint.header.config.model = UNetConfig::full(vec![16, 32, 64]);
     let err = checkpoint.model("ema", &Device::default()).unwrap_err();
     assert!(matches!(err, CheckpointError::Architecture { .. }), "{err}");
 }
