@@ -86,22 +86,6 @@ impl UNetConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn depth_to_space_inverts_space_to_depth() {
-        let device = Device::default();
-        let x = Tensor::<4>::random([2, 1, 4, 6], burn::tensor::Distribution::Default, &device);
-        let folded = space_to_depth(x.clone(), 2);
-        assert_eq!(folded.dims(), [2, 4, 2, 3]);
-        let back = depth_to_space(folded, 2);
-        let diff: f32 = (back - x).abs().max().into_scalar();
-        assert_eq!(diff, 0.0);
-    }
-}
-
 impl UNet {
     /// The configuration the network was built from.
     pub fn config(&self) -> &UNetConfig {
@@ -211,4 +195,20 @@ fn resize(x: Tensor<4>, from: usize, to: usize) -> Tensor<4> {
         .with_align_corners(false)
         .init()
         .forward(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_to_space_inverts_space_to_depth() {
+        let device = Device::default();
+        let x = Tensor::<4>::random([2, 1, 4, 6], burn::tensor::Distribution::Default, &device);
+        let folded = space_to_depth(x.clone(), 2);
+        assert_eq!(folded.dims(), [2, 4, 2, 3]);
+        let back = depth_to_space(folded, 2);
+        let diff: f32 = (back - x).abs().max().into_scalar();
+        assert_eq!(diff, 0.0);
+    }
 }

@@ -59,13 +59,19 @@ impl Chart {
         let px = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
         let py = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
 
-        for i in 0..=5 {
-            let fx = x0 + (x1 - x0) * i as f64 / 5.0;
-            let fy = y0 + (y1 - y0) * i as f64 / 5.0;
+        for fx in nice_ticks(x0, x1) {
             canvas.line((px(fx), TOP), (px(fx), TOP + ph), 1, GREY);
-            canvas.line((LEFT, py(fy)), (LEFT + pw, py(fy)), 1, GREY);
             canvas.text_centred(px(fx) as i64, (TOP + ph + 8.0) as i64, &tick(fx), 1, BLACK);
-            let label = tick(if self.log_y { 10f64.powf(fy) } else { fy });
+        }
+        let y_ticks = if self.log_y {
+            log_ticks(10f64.powf(y0), 10f64.powf(y1))
+        } else {
+            nice_ticks(y0, y1)
+        };
+        for value in y_ticks {
+            let fy = ty(value);
+            canvas.line((LEFT, py(fy)), (LEFT + pw, py(fy)), 1, GREY);
+            let label = tick(value);
             let lw = font::text_width(&label, 1) as i64;
             canvas.text(LEFT as i64 - lw - 6, py(fy) as i64 - 3, &label, 1, BLACK);
         }
@@ -113,24 +119,82 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - 0.03 * span, hi + 0.03 * span)
 }
 
+/// Round tick values inside `[lo, hi]`: multiples of 1, 2 or 5 times a power of ten, about
+/// five of them, so that a reader sees 0, 200, 400 rather than -17.4, 113, 243.
+fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = hi - lo;
+    if !(span > 0.0 && span.is_finite()) {
+        return vec![lo];
+    }
+    let raw = span / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    // The slack keeps a tick that sits on an end despite rounding (0.7 / 0.1 < 7).
+    let first = (lo / step - 1e-9).ceil() as i64;
+    let last = (hi / step + 1e-9).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// Ticks for a log axis over values in `[lo, hi]`: 1, 2 and 5 times each power of ten, or
+/// round linear ticks when the range spans less than a factor of four.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0) || hi / lo < 4.0 {
+        return nice_ticks(lo, hi).into_iter().filter(|&v| v > 0.0).collect();
+    }
+    let mut ticks = Vec::new();
+    let mut power = 10f64.powf(lo.log10().floor());
+    while power <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * power;
+            if (lo..=hi).contains(&v) {
+                ticks.push(v);
+            }
+        }
+        power *= 10.0;
+    }
+    ticks
+}
+
 fn tick(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
+    if a < 1e-12 {
         "0".into()
-    } else if !(1e-3..1e5).contains(&a) {
+    } else if !(1e-3..1e6).contains(&a) {
         format!("{v:.1e}")
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
     } else {
-        format!("{v:.3}")
+        // Enough decimals for the value's first three significant digits, without trailing
+        // zeros: 0.25, 1.5, 400.
+        let decimals = (2 - a.log10().floor() as i64).clamp(0, 6) as usize;
+        let text = format!("{v:.decimals$}");
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_round_numbers_inside_the_range() {
+        let close = |a: Vec<f64>, b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * y.abs().max(1.0))
+        };
+        assert!(close(nice_ticks(-17.4, 632.0), &[0.0, 200.0, 400.0, 600.0]));
+        assert!(close(log_ticks(0.25, 0.7), &[0.3, 0.4, 0.5, 0.6, 0.7]));
+        assert!(close(log_ticks(0.2, 2.5), &[0.2, 0.5, 1.0, 2.0]));
+        assert!(close(log_ticks(0.011, 0.9), &[0.02, 0.05, 0.1, 0.2, 0.5]));
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(400.0), "400");
+        assert_eq!(tick(1.5), "1.5");
+    }
 
     #[test]
     fn draws_series_in_their_colours() {
