@@ -18,6 +18,8 @@
 
 pub mod error;
 pub mod features;
+pub mod frechet;
 
 pub use error::EvalError;
 pub use features::{Features, Gaussian};
+pub use frechet::{frechet_distance, symmetric_eigen, SymmetricEigen};
