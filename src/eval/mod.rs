@@ -16,10 +16,13 @@
 //! accumulated in `f64`. Pairwise distances run as blocked matrix products on the burn
 //! backend (the private `distance` kernel).
 
+mod distance;
 pub mod error;
 pub mod features;
 pub mod frechet;
+pub mod manifold;
 
 pub use error::EvalError;
 pub use features::{Features, Gaussian};
 pub use frechet::{frechet_distance, symmetric_eigen, SymmetricEigen};
+pub use manifold::{precision_recall, Manifold, PrecisionRecall, DEFAULT_K};
