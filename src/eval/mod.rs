@@ -21,8 +21,10 @@ pub mod error;
 pub mod features;
 pub mod frechet;
 pub mod manifold;
+pub mod nearest;
 
 pub use error::EvalError;
 pub use features::{Features, Gaussian};
 pub use frechet::{frechet_distance, symmetric_eigen, SymmetricEigen};
 pub use manifold::{precision_recall, Manifold, PrecisionRecall, DEFAULT_K};
+pub use nearest::{memorised_fraction, nearest_neighbours, percentile, Neighbour};
