@@ -233,6 +233,16 @@ pub(crate) fn random_features(rows: usize, dim: usize, seed: u64) -> Features {
     Features::new(rows, dim, values).expect("a consistent shape")
 }
 
+/// Seeded standard-normal `f64` values, for tests of the matrix code.
+#[cfg(test)]
+pub(crate) fn random_normals(count: usize, seed: u64) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| rng.sample(rand_distr::StandardNormal))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
