@@ -11,6 +11,7 @@
 
 pub mod atomic;
 pub mod data;
+pub mod eval;
 pub mod guidance;
 pub mod model;
 pub mod path;
