@@ -104,18 +104,27 @@ impl Canvas {
         }
     }
 
-    /// Encodes the canvas as PNG.
+    /// Encodes the canvas as PNG: one grey channel when every pixel is grey (sample sheets,
+    /// a third of the size), RGB otherwise.
     pub fn to_png(&self) -> Vec<u8> {
+        let grey = self.pixels.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]);
+        let (colour, data) = if grey {
+            let values: Vec<u8> = self.pixels.chunks(3).map(|p| p[0]).collect();
+            (png::ColorType::Grayscale, values)
+        } else {
+            (png::ColorType::Rgb, self.pixels.clone())
+        };
         let mut out = Vec::new();
         {
             let mut encoder = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
-            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_color(colour);
             encoder.set_depth(png::BitDepth::Eight);
+            encoder.set_compression(png::Compression::Best);
             let mut writer = encoder
                 .write_header()
                 .expect("writing to a Vec cannot fail");
             writer
-                .write_image_data(&self.pixels)
+                .write_image_data(&data)
                 .expect("the buffer matches the header");
         }
         out
@@ -142,6 +151,19 @@ mod tests {
         let info = reader.next_frame(&mut buf).unwrap();
         assert_eq!((info.width, info.height), (7, 5));
         assert_eq!(&buf[..info.buffer_size()], canvas.pixels.as_slice());
+    }
+
+    #[test]
+    fn a_grey_canvas_is_written_with_one_channel() {
+        let mut canvas = Canvas::new(6, 4, WHITE);
+        canvas.set(1, 1, [90, 90, 90]);
+        let decoder = png::Decoder::new(std::io::Cursor::new(canvas.to_png()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Grayscale);
+        let grey: Vec<u8> = canvas.pixels.chunks(3).map(|p| p[0]).collect();
+        assert_eq!(&buf[..info.buffer_size()], grey.as_slice());
     }
 
     #[test]

@@ -143,7 +143,10 @@ fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// round linear ticks when the range spans less than a factor of four.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     if !(lo > 0.0) || hi / lo < 4.0 {
-        return nice_ticks(lo, hi).into_iter().filter(|&v| v > 0.0).collect();
+        return nice_ticks(lo, hi)
+            .into_iter()
+            .filter(|&v| v > 0.0)
+            .collect();
     }
     let mut ticks = Vec::new();
     let mut power = 10f64.powf(lo.log10().floor());
@@ -185,7 +188,10 @@ mod tests {
     #[test]
     fn ticks_are_round_numbers_inside_the_range() {
         let close = |a: Vec<f64>, b: &[f64]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * y.abs().max(1.0))
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x - y).abs() <= 1e-9 * y.abs().max(1.0))
         };
         assert!(close(nice_ticks(-17.4, 632.0), &[0.0, 200.0, 400.0, 600.0]));
         assert!(close(log_ticks(0.25, 0.7), &[0.3, 0.4, 0.5, 0.6, 0.7]));
