@@ -30,6 +30,8 @@ pub enum Command {
     Path(PathArgs),
     /// Print training and sampling throughput.
     Bench(BenchArgs),
+    /// Train the evaluator's digit classifier.
+    TrainClassifier(TrainClassifierArgs),
 }
 
 /// `train`.
@@ -211,10 +213,39 @@ pub struct BenchArgs {
     /// Images per sampling batch (each guided step evaluates twice as many rows).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub sample_batch: u64,
-    /// Also measure every solver at NFE 10, 20 and 100 with these weights (or the shipped
-    /// ones when given without a value).
-    #[arg(long, num_args = 0..=1, default_missing_value = "")]
-    pub solvers: Option<PathBuf>,
+    /// Also measure every solver at NFE 10, 20 and 100 (and dopri5 at two tolerances) with
+    /// trained weights.
+    #[arg(long)]
+    pub solvers: bool,
+    /// Weights for --solvers (default: the shipped weights).
+    #[arg(long, requires = "solvers")]
+    pub weights: Option<PathBuf>,
+}
+
+/// `train-classifier`.
+#[derive(Debug, Args)]
+pub struct TrainClassifierArgs {
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub epochs: u64,
+    /// Images per step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch_size: u64,
+    /// Peak learning rate (warm-up, then cosine decay to zero).
+    #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
+    pub lr: f64,
+    /// Largest random shift of the augmentation, in pixels.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=8))]
+    pub max_shift: u64,
+    /// Seed of weights, order and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Directory of MNIST-format IDX files (default: the shipped MNIST).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where to write the classifier.
+    #[arg(long, default_value = "weights/classifier.mfcl")]
+    pub out: PathBuf,
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {

@@ -14,6 +14,9 @@ use rand::{Rng, SeedableRng};
 use mnist_flow::data::dataset::{self, to_byte};
 use mnist_flow::data::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use mnist_flow::data::{Dataset, Split};
+use mnist_flow::eval::fit::{fit, FitSettings};
+use mnist_flow::eval::weights as classifier_weights;
+use mnist_flow::eval::ClassifierConfig;
 use mnist_flow::model::{trainable_params, UNet, UNetConfig};
 use mnist_flow::path::CondOtPath;
 use mnist_flow::sample::{sample, SampleSettings, Samples};
@@ -23,7 +26,8 @@ use mnist_flow::train::{Budget, Checkpoint, Outcome, TrainConfig, Trainer};
 use mnist_flow::viz::{self, Chart, Panel, Series};
 
 use crate::cli::{
-    BenchArgs, Cli, Command, PathArgs, SampleArgs, SolverArgs, TrainArgs, TrajectoryArgs,
+    BenchArgs, Cli, Command, PathArgs, SampleArgs, SolverArgs, TrainArgs, TrainClassifierArgs,
+    TrajectoryArgs,
 };
 
 /// Weights shipped with the repository.
@@ -37,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trajectory(args) => trajectory(args, &device),
         Command::Path(args) => path_strip(args, &device),
         Command::Bench(args) => bench(args, &device),
+        Command::TrainClassifier(args) => train_classifier(args, &device),
     }
 }
 
@@ -631,15 +636,14 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
             args.sample_batch as f64 / smed
         );
     }
-    if let Some(weights) = &args.solvers {
-        bench_solvers(weights, args.sample_batch as usize, device)?;
+    if args.solvers {
+        bench_solvers(args.weights.as_deref(), args.sample_batch as usize, device)?;
     }
     Ok(())
 }
 
 /// Sampling throughput of each solver at fixed NFE with trained weights.
-fn bench_solvers(weights: &Path, batch: usize, device: &Device) -> Result<()> {
-    let weights = (!weights.as_os_str().is_empty()).then_some(weights);
+fn bench_solvers(weights: Option<&Path>, batch: usize, device: &Device) -> Result<()> {
     let model = load_model(weights, false, device)?;
     let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
     println!(
@@ -696,4 +700,57 @@ fn bench_solvers(weights: &Path, batch: usize, device: &Device) -> Result<()> {
 fn min_median(v: &mut [f64]) -> (f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     (v[0], v[v.len() / 2])
+}
+
+fn train_classifier(args: TrainClassifierArgs, device: &Device) -> Result<()> {
+    let train = open_split(args.data.as_deref(), Split::Train)?;
+    let test = open_split(args.data.as_deref(), Split::Test)?;
+    let settings = FitSettings {
+        epochs: args.epochs as usize,
+        batch_size: args.batch_size as usize,
+        learning_rate: args.lr,
+        max_shift: args.max_shift as usize,
+        seed: args.seed,
+    };
+    let config = ClassifierConfig {
+        image_size: train.rows,
+        ..Default::default()
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    if train.rows != train.cols {
+        bail!(
+            "the classifier needs square images, the data has {}×{}",
+            train.rows,
+            train.cols
+        );
+    }
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create directory {}", parent.display()))?;
+    }
+    log::info!("training the classifier: {settings:?}");
+    let started = Instant::now();
+    let mut last = 0.0;
+    let net = fit(&config, &settings, &train, &test, device, |r| {
+        last = r.test_accuracy;
+        println!(
+            "epoch {}/{}: loss {:.4}, test accuracy {:.2} % ({:.0} s)",
+            r.epoch,
+            settings.epochs,
+            r.loss,
+            100.0 * r.test_accuracy,
+            started.elapsed().as_secs_f64()
+        );
+    });
+    let dataset = match &args.data {
+        None => "mnist".to_string(),
+        Some(dir) => dir.display().to_string(),
+    };
+    classifier_weights::save(&net, &settings, last, &dataset, &args.out)?;
+    println!(
+        "wrote {} (test accuracy {:.2} %)",
+        args.out.display(),
+        100.0 * last
+    );
+    Ok(())
 }

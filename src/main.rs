@@ -1,4 +1,4 @@
-//! The `mnist-flow` command: train, sample, path, bench. Errors end the process with one
+//! The `mnist-flow` command: train, sample, trajectory, path, bench, train-classifier. Errors end the process with one
 //! line on stderr and a non-zero exit code.
 
 mod cli;

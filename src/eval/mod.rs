@@ -17,14 +17,18 @@
 //! accumulated in `f64`. Pairwise distances run as blocked matrix products on the burn
 //! backend (the private `distance` kernel).
 
+pub mod classifier;
 mod distance;
 pub mod error;
 pub mod features;
+pub mod fit;
 pub mod frechet;
 pub mod jacobi;
 pub mod manifold;
 pub mod nearest;
+pub mod weights;
 
+pub use classifier::{Classifier, ClassifierConfig};
 pub use error::EvalError;
 pub use features::{Features, Gaussian};
 pub use frechet::frechet_distance;

@@ -304,3 +304,31 @@ fn a_corrupt_weights_file_is_refused_in_one_line() {
     assert!(err.contains("bad.mfc") && err.lines().count() == 1, "{err}");
     assert!(!tmp.path().join("o").join("samples.png").exists());
 }
+
+#[test]
+fn the_shipped_weights_sample_without_any_setup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("s");
+    let out = mnist_flow(&[
+        "sample",
+        "--labels",
+        "07",
+        "--steps",
+        "3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("NFE 3") && stdout.contains("network passes 6"),
+        "{stdout}"
+    );
+    let labels = read_bytes(&out_dir.join("labels-idx1-ubyte")).unwrap();
+    let labels = parse(&labels, LABELS_MAGIC, Path::new("labels")).unwrap();
+    assert_eq!(labels.data, vec![0, 7]);
+    let images = read_bytes(&out_dir.join("images-idx3-ubyte")).unwrap();
+    let images = parse(&images, IMAGES_MAGIC, Path::new("images")).unwrap();
+    assert_eq!(images.dims, vec![2, 28, 28]);
+    assert!(out_dir.join("samples.png").is_file());
+}

@@ -1,0 +1,189 @@
+//! The classifier's weights file: what it is, how it was trained and how well it scored,
+//! then its weights, with a checksum.
+//!
+//! Layout: the 8-byte magic `MNFLOWCL`, a little-endian `u32` format version, a `u64` header
+//! length, the JSON [`ClassifierHeader`], then the burn record of the network. The header
+//! records the record's length and SHA-256, so a truncated or altered file is refused before
+//! any byte reaches burn. Files are written atomically.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use super::classifier::{Classifier, ClassifierConfig};
+use super::fit::FitSettings;
+use crate::data::idx::sha256_hex;
+
+/// First bytes of every classifier file.
+pub const MAGIC: &[u8; 8] = b"MNFLOWCL";
+/// The format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a classifier file says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierHeader {
+    /// The network's shape.
+    pub config: ClassifierConfig,
+    /// How it was trained.
+    pub fit: FitSettings,
+    /// Its accuracy on the test set of `dataset`.
+    pub test_accuracy: f64,
+    /// Which data it was trained on (`mnist`, or the directory given with `--data`).
+    pub dataset: String,
+    /// Length of the weights record in bytes.
+    pub payload_len: u64,
+    /// SHA-256 of the weights record.
+    pub payload_sha256: String,
+}
+
+/// Errors reading or writing a classifier file; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Not a classifier file of this version, or damaged.
+    #[error("{path}: not a usable mnist-flow classifier file: {detail}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What was expected and what was found.
+        detail: String,
+    },
+}
+
+/// Writes `net` with its header, atomically.
+pub fn save(
+    net: &Classifier,
+    fit: &FitSettings,
+    test_accuracy: f64,
+    dataset: &str,
+    path: &Path,
+) -> Result<(), WeightsError> {
+    let record = net
+        .clone()
+        .into_record()
+        .into_bytes()
+        .expect("a record serialises to memory")
+        .to_vec();
+    let header = ClassifierHeader {
+        config: net.config().clone(),
+        fit: fit.clone(),
+        test_accuracy,
+        dataset: dataset.to_string(),
+        payload_len: record.len() as u64,
+        payload_sha256: sha256_hex(&record),
+    };
+    let json = serde_json::to_vec(&header).expect("the header serialises");
+    let mut out = Vec::with_capacity(20 + json.len() + record.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&record);
+    crate::atomic::write(path, &out).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads, verifies and builds the classifier in `path`.
+pub fn load(path: &Path, device: &Device) -> Result<(ClassifierHeader, Classifier), WeightsError> {
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |detail: String| WeightsError::Format {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if bytes.len() < 20 || &bytes[..8] != MAGIC {
+        return Err(bad(format!(
+            "expected the magic bytes {:?}, found {} bytes starting {:?}",
+            String::from_utf8_lossy(MAGIC),
+            bytes.len(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(8)])
+        )));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(bad(format!(
+            "format version {version}, this build reads version {FORMAT_VERSION}"
+        )));
+    }
+    let header_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let rest = &bytes[20..];
+    if header_len > rest.len() as u64 {
+        return Err(bad(format!(
+            "header of {header_len} bytes declared, only {} bytes follow",
+            rest.len()
+        )));
+    }
+    let (json, record) = rest.split_at(header_len as usize);
+    let header: ClassifierHeader = serde_json::from_slice(json)
+        .map_err(|e| bad(format!("header is not valid JSON for this version: {e}")))?;
+    if header.payload_len != record.len() as u64 {
+        return Err(bad(format!(
+            "weights of {} bytes declared, found {} (truncated or padded)",
+            header.payload_len,
+            record.len()
+        )));
+    }
+    let found = sha256_hex(record);
+    if found != header.payload_sha256 {
+        return Err(bad(format!(
+            "weights are corrupt: SHA-256 {found}, header records {}",
+            header.payload_sha256
+        )));
+    }
+    header.config.validate().map_err(bad)?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record.to_vec()))
+        .map_err(|e| bad(format!("weights do not decode: {e}")))?;
+    let net = header
+        .config
+        .init(device)
+        .try_load_record(record)
+        .map_err(|e| bad(format!("weights do not fit the header's network: {e}")))?;
+    Ok((header, net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Tensor;
+
+    #[test]
+    fn a_saved_classifier_loads_to_the_same_outputs_and_damage_is_refused() {
+        let device = Device::default();
+        let net = ClassifierConfig::default().init(&device).valid();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.mfcl");
+        save(&net, &FitSettings::default(), 0.5, "mnist", &path).unwrap();
+
+        let (header, back) = load(&path, &device).unwrap();
+        assert_eq!(header.test_accuracy, 0.5);
+        let x = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let a = net.forward(x.clone()).try_into_vec_as::<f32>().unwrap();
+        let b = back.forward(x).try_into_vec_as::<f32>().unwrap();
+        assert_eq!(a, b);
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&path, &device).unwrap_err().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = load(&path, &device).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+}
