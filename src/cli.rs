@@ -32,6 +32,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Train the evaluator's digit classifier.
     TrainClassifier(TrainClassifierArgs),
+    /// Score samples: class accuracy, FID, precision/recall, memorisation.
+    Evaluate(EvaluateArgs),
 }
 
 /// `train`.
@@ -246,6 +248,43 @@ pub struct TrainClassifierArgs {
     /// Where to write the classifier.
     #[arg(long, default_value = "weights/classifier.mfcl")]
     pub out: PathBuf,
+}
+
+/// `evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Weights or checkpoint to sample from (default: the shipped weights).
+    #[arg(long, conflicts_with = "samples")]
+    pub weights: Option<PathBuf>,
+    /// Score existing samples instead: a directory holding an IDX pair as `sample` writes it.
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+    /// File-name prefix of the IDX pair in --samples (e.g. w3- for one scale of a sweep).
+    #[arg(long, default_value = "", requires = "samples")]
+    pub prefix: String,
+    /// The classifier whose features the metrics use.
+    #[arg(long, default_value = "weights/classifier.mfcl")]
+    pub classifier: PathBuf,
+    /// Samples per class to draw when sampling.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]
+    pub per_class: u64,
+    /// Guidance scale.
+    #[arg(long, default_value_t = 3.0, value_parser = one_scale)]
+    pub guidance: f64,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+    /// Seed of the starting noise (and of the real subset behind the floor).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Directory of the MNIST-format dataset the samples imitate (default: the shipped MNIST).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory for what does not depend on the samples (test features, thresholds).
+    #[arg(long, default_value = "runs/eval-cache")]
+    pub cache: PathBuf,
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Path(args) => path_strip(args, &device),
         Command::Bench(args) => bench(args, &device),
         Command::TrainClassifier(args) => train_classifier(args, &device),
+        Command::Evaluate(args) => crate::evaluation::evaluate(args, &device),
     }
 }
 
@@ -86,7 +87,7 @@ fn default_data_dir() -> PathBuf {
 
 /// Opens a split, verifying checksums: the built-in MNIST digests for the default
 /// directory, a `SHA256SUMS` file for any other directory that has one.
-fn open_split(data: Option<&Path>, split: Split) -> Result<Dataset> {
+pub(crate) fn open_split(data: Option<&Path>, split: Split) -> Result<Dataset> {
     let (dir, digests): (PathBuf, Option<HashMap<String, String>>) = match data {
         None => (default_data_dir(), Some(dataset::mnist_digests())),
         Some(dir) => (dir.to_path_buf(), dataset::digests_in(dir)),
@@ -297,7 +298,7 @@ fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> Result<UNet> {
+pub(crate) fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> Result<UNet> {
     let path = match weights {
         Some(p) => p.to_path_buf(),
         None => {
@@ -315,7 +316,12 @@ fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> Result<UNet
 }
 
 /// The solver settings for one solver name.
-fn settings_for(args: &SolverArgs, name: &str, guidance: f64, seed: u64) -> SampleSettings {
+pub(crate) fn settings_for(
+    args: &SolverArgs,
+    name: &str,
+    guidance: f64,
+    seed: u64,
+) -> SampleSettings {
     let cap = args.nfe.unwrap_or(args.max_nfe);
     let solver = match name {
         "euler" => Solver::Euler,
@@ -344,7 +350,7 @@ fn settings_for(args: &SolverArgs, name: &str, guidance: f64, seed: u64) -> Samp
     }
 }
 
-fn describe(settings: &SampleSettings) -> String {
+pub(crate) fn describe(settings: &SampleSettings) -> String {
     match settings.solver {
         Solver::Dopri5 {
             rtol,

@@ -1,8 +1,10 @@
-//! The `mnist-flow` command: train, sample, trajectory, path, bench, train-classifier. Errors end the process with one
+//! The `mnist-flow` command: train, sample, trajectory, path, bench, train-classifier,
+//! evaluate. Errors end the process with one
 //! line on stderr and a non-zero exit code.
 
 mod cli;
 mod commands;
+mod evaluation;
 
 use clap::Parser;
 

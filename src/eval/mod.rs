@@ -26,6 +26,7 @@ pub mod frechet;
 pub mod jacobi;
 pub mod manifold;
 pub mod nearest;
+pub mod score;
 pub mod weights;
 
 pub use classifier::{Classifier, ClassifierConfig};

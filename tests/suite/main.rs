@@ -3,5 +3,6 @@
 
 mod cli;
 mod data_files;
+mod evaluation;
 mod fixtures;
 mod training;
