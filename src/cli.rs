@@ -34,6 +34,8 @@ pub enum Command {
     TrainClassifier(TrainClassifierArgs),
     /// Score samples: class accuracy, FID, precision/recall, memorisation.
     Evaluate(EvaluateArgs),
+    /// Evaluate over a grid of solvers, NFE budgets and guidance scales; CSV and plots.
+    Sweep(SweepArgs),
 }
 
 /// `train`.
@@ -283,6 +285,46 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub json: bool,
     /// Directory for what does not depend on the samples (test features, thresholds).
+    #[arg(long, default_value = "runs/eval-cache")]
+    pub cache: PathBuf,
+}
+
+/// `sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Weights or checkpoint to sample from (default: the shipped weights).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Solvers, comma-separated (fixed-step ones).
+    #[arg(long, default_value = "euler,midpoint,heun,rk4", value_delimiter = ',',
+          value_parser = ["euler", "midpoint", "heun", "rk4"])]
+    pub solvers: Vec<String>,
+    /// Evaluation budgets, comma-separated.
+    #[arg(long, default_value = "10,20,50,100", value_delimiter = ',',
+          value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub nfe: Vec<u64>,
+    /// Guidance scales, comma-separated.
+    #[arg(long, default_value = "1,2,3,4,5", value_parser = guidance_list)]
+    pub guidance: Scales,
+    /// The scale whose points make the FID-vs-NFE plot.
+    #[arg(long, default_value_t = 3.0, value_parser = one_scale)]
+    pub plot_guidance: f64,
+    /// The NFE whose points make the plots against the guidance scale.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub plot_nfe: u64,
+    /// Samples per class at each point.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]
+    pub per_class: u64,
+    /// The classifier whose features the metrics use.
+    #[arg(long, default_value = "weights/classifier.mfcl")]
+    pub classifier: PathBuf,
+    /// Seed of the starting noise (the same at every point).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory: sweep.csv and the plots.
+    #[arg(long, default_value = "runs/sweep")]
+    pub out: PathBuf,
+    /// Directory for what does not depend on the samples.
     #[arg(long, default_value = "runs/eval-cache")]
     pub cache: PathBuf,
 }

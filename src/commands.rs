@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench(args, &device),
         Command::TrainClassifier(args) => train_classifier(args, &device),
         Command::Evaluate(args) => crate::evaluation::evaluate(args, &device),
+        Command::Sweep(args) => crate::sweep::sweep(args, &device),
     }
 }
 

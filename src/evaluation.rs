@@ -42,7 +42,7 @@ pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
     }
     let train = open_split(args.data.as_deref(), Split::Train)?;
     let test = open_split(args.data.as_deref(), Split::Test)?;
-    let reference = reference(&args, &net, &train, &test, device)?;
+    let reference = reference(&args.classifier, &args.cache, &net, &train, &test, device)?;
 
     let side = test.rows;
     let (source, images, labels) = match &args.samples {
@@ -73,28 +73,29 @@ pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
 }
 
 /// The cached reference for this classifier and dataset, built and cached on first use.
-fn reference(
-    args: &EvaluateArgs,
+pub(crate) fn reference(
+    classifier_path: &Path,
+    cache: &Path,
     net: &mnist_flow::eval::Classifier,
     train: &Dataset,
     test: &Dataset,
     device: &Device,
 ) -> Result<Reference> {
-    let classifier = std::fs::read(&args.classifier)
-        .with_context(|| format!("cannot read {}", args.classifier.display()))?;
+    let classifier = std::fs::read(classifier_path)
+        .with_context(|| format!("cannot read {}", classifier_path.display()))?;
     let mut identity = classifier;
     identity.extend_from_slice(&train.images);
     identity.extend_from_slice(&test.images);
     let key = sha256_hex(&identity);
-    let path = cache_path(&args.cache, &key);
+    let path = cache_path(cache, &key);
     if let Some(cached) = Reference::load_cached(&path, &key, train) {
         log::debug!("reference from {}", path.display());
         return Ok(cached);
     }
     log::info!("computing test features and the memorisation threshold (cached afterwards)");
     let built = Reference::build(net, train, test, device)?;
-    std::fs::create_dir_all(&args.cache)
-        .with_context(|| format!("cannot create cache directory {}", args.cache.display()))?;
+    std::fs::create_dir_all(cache)
+        .with_context(|| format!("cannot create cache directory {}", cache.display()))?;
     built.save_cache(&path, &key)?;
     Ok(built)
 }
@@ -158,7 +159,7 @@ fn read_samples(dir: &Path, prefix: &str, side: usize) -> Result<(String, Vec<u8
 /// The scores of `n` real training images: what a perfect generator would get at this `n`.
 /// Memorisation is measured on `n` test images instead (training images are their own
 /// nearest neighbours), which by construction gives about 1 %.
-fn floor(
+pub(crate) fn floor(
     reference: &Reference,
     net: &mnist_flow::eval::Classifier,
     train: &Dataset,

@@ -1,10 +1,11 @@
 //! The `mnist-flow` command: train, sample, trajectory, path, bench, train-classifier,
-//! evaluate. Errors end the process with one
+//! evaluate, sweep. Errors end the process with one
 //! line on stderr and a non-zero exit code.
 
 mod cli;
 mod commands;
 mod evaluation;
+mod sweep;
 
 use clap::Parser;
 

@@ -332,3 +332,50 @@ fn the_shipped_weights_sample_without_any_setup() {
     assert_eq!(images.dims, vec![2, 28, 28]);
     assert!(out_dir.join("samples.png").is_file());
 }
+
+#[test]
+fn a_sweep_writes_its_points_and_plots_and_a_rerun_skips_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let cache = tmp.path().join("cache");
+    let run = || {
+        mnist_flow(&[
+            "sweep",
+            "--solvers",
+            "euler",
+            "--nfe",
+            "2",
+            "--guidance",
+            "1,3",
+            "--plot-nfe",
+            "2",
+            "--per-class",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+        ])
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    // w = 1 is the plain conditional velocity: one pass an evaluation instead of two.
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[1].starts_with("euler,2,2,2,2,1,20,"), "{csv}");
+    assert!(rows[2].starts_with("euler,2,2,2,4,3,20,"), "{csv}");
+    for plot in [
+        "fid-vs-guidance.png",
+        "accuracy-vs-guidance.png",
+        "fid-vs-nfe.png",
+    ] {
+        assert!(out.join(plot).is_file(), "{plot}");
+    }
+
+    let again = run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(!stdout.contains("euler,2,"), "points were redone: {stdout}");
+    assert_eq!(std::fs::read_to_string(out.join("sweep.csv")).unwrap(), csv);
+}
