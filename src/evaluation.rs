@@ -13,6 +13,7 @@ use mnist_flow::data::idx::{parse, read_bytes, sha256_hex, IMAGES_MAGIC, LABELS_
 use mnist_flow::data::{Dataset, Split};
 use mnist_flow::eval::score::{cache_path, Reference, Scores};
 use mnist_flow::eval::weights as classifier_weights;
+use mnist_flow::eval::Classifier;
 use mnist_flow::sample::sample;
 
 use crate::cli::EvaluateArgs;
@@ -26,39 +27,86 @@ struct Report {
     floor: Scores,
 }
 
-pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
-    let (header, net) = classifier_weights::load(&args.classifier, device)?;
-    let dataset = match &args.data {
-        None => "mnist".to_string(),
-        Some(dir) => dir.display().to_string(),
-    };
-    if header.dataset != dataset {
-        bail!(
-            "{} was trained on '{}', the samples imitate '{dataset}': train a classifier on it \
-             (train-classifier --data {dataset} --out FILE) and pass --classifier FILE",
-            args.classifier.display(),
-            header.dataset
-        );
-    }
-    let train = open_split(args.data.as_deref(), Split::Train)?;
-    let test = open_split(args.data.as_deref(), Split::Test)?;
-    let reference = reference(&args.classifier, &args.cache, &net, &train, &test, device)?;
+/// The classifier, the real data and what is known of it: all that scoring needs.
+pub(crate) struct Judge {
+    pub net: Classifier,
+    pub reference: Reference,
+    pub train: Dataset,
+    pub test: Dataset,
+}
 
-    let side = test.rows;
+impl Judge {
+    /// Loads the classifier, refuses one trained on other data than `data` (the shipped
+    /// MNIST when `None`), and opens or builds the cached reference.
+    pub fn open(
+        classifier: &Path,
+        cache: &Path,
+        data: Option<&Path>,
+        device: &Device,
+    ) -> Result<Self> {
+        let (header, net) = classifier_weights::load(classifier, device)?;
+        let dataset = match data {
+            None => "mnist".to_string(),
+            Some(dir) => dir.display().to_string(),
+        };
+        if header.dataset != dataset {
+            bail!(
+                "{} was trained on '{}', the samples imitate '{dataset}': train a classifier \
+                 on it (train-classifier --data {dataset} --out FILE) and pass --classifier FILE",
+                classifier.display(),
+                header.dataset
+            );
+        }
+        let train = open_split(data, Split::Train)?;
+        let test = open_split(data, Split::Test)?;
+        let reference = reference(classifier, cache, &net, &train, &test, device)?;
+        Ok(Self {
+            net,
+            reference,
+            train,
+            test,
+        })
+    }
+
+    /// Scores byte images asked to show `labels`.
+    pub fn score(&self, images: &[u8], labels: &[u8], device: &Device) -> Result<Scores> {
+        let side = self.test.rows;
+        Ok(self
+            .reference
+            .score(&self.net, images, labels, side, device)?)
+    }
+
+    /// The scores of `n` real training images: what a perfect generator would get at this
+    /// `n`. Memorisation is measured on `n` test images instead (training images are their
+    /// own nearest neighbours), which by construction gives about 1 %.
+    pub fn floor(&self, n: usize, seed: u64, device: &Device) -> Result<Scores> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x464c_4f4f_52);
+        let pick = |data: &Dataset, rng: &mut rand::rngs::StdRng| {
+            let chosen = choose(rng, data.len(), n.min(data.len())).into_vec();
+            let images: Vec<u8> = chosen
+                .iter()
+                .flat_map(|&i| data.image(i).to_vec())
+                .collect();
+            let labels: Vec<u8> = chosen.iter().map(|&i| data.labels[i]).collect();
+            (images, labels)
+        };
+        let (images, labels) = pick(&self.train, &mut rng);
+        let mut scores = self.score(&images, &labels, device)?;
+        let (held_out, _) = pick(&self.test, &mut rng);
+        scores.memorised = self.reference.memorised(&held_out, self.test.rows)?;
+        Ok(scores)
+    }
+}
+
+pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
+    let judge = Judge::open(&args.classifier, &args.cache, args.data.as_deref(), device)?;
+    let side = judge.test.rows;
     let (source, images, labels) = match &args.samples {
         Some(dir) => read_samples(dir, &args.prefix, side)?,
         None => draw_samples(&args, device)?,
     };
-    let scores = reference.score(&net, &images, &labels, side, device)?;
-    let floor = floor(
-        &reference,
-        &net,
-        &train,
-        &test,
-        labels.len(),
-        args.seed,
-        device,
-    )?;
+    let scores = judge.score(&images, &labels, device)?;
+    let floor = judge.floor(labels.len(), args.seed, device)?;
     let report = Report {
         source,
         samples: scores,
@@ -73,10 +121,10 @@ pub fn evaluate(args: EvaluateArgs, device: &Device) -> Result<()> {
 }
 
 /// The cached reference for this classifier and dataset, built and cached on first use.
-pub(crate) fn reference(
+fn reference(
     classifier_path: &Path,
     cache: &Path,
-    net: &mnist_flow::eval::Classifier,
+    net: &Classifier,
     train: &Dataset,
     test: &Dataset,
     device: &Device,
@@ -154,35 +202,6 @@ fn read_samples(dir: &Path, prefix: &str, side: usize) -> Result<(String, Vec<u8
         );
     }
     Ok((dir.display().to_string(), dataset.images, dataset.labels))
-}
-
-/// The scores of `n` real training images: what a perfect generator would get at this `n`.
-/// Memorisation is measured on `n` test images instead (training images are their own
-/// nearest neighbours), which by construction gives about 1 %.
-pub(crate) fn floor(
-    reference: &Reference,
-    net: &mnist_flow::eval::Classifier,
-    train: &Dataset,
-    test: &Dataset,
-    n: usize,
-    seed: u64,
-    device: &Device,
-) -> Result<Scores> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x464c_4f4f_52);
-    let pick = |data: &Dataset, rng: &mut rand::rngs::StdRng| {
-        let chosen = choose(rng, data.len(), n.min(data.len())).into_vec();
-        let images: Vec<u8> = chosen
-            .iter()
-            .flat_map(|&i| data.image(i).to_vec())
-            .collect();
-        let labels: Vec<u8> = chosen.iter().map(|&i| data.labels[i]).collect();
-        (images, labels)
-    };
-    let (images, labels) = pick(train, &mut rng);
-    let mut scores = reference.score(net, &images, &labels, train.rows, device)?;
-    let (held_out, _) = pick(test, &mut rng);
-    scores.memorised = reference.memorised(&held_out, test.rows)?;
-    Ok(scores)
 }
 
 fn print_table(report: &Report) {

@@ -9,15 +9,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 
-use mnist_flow::data::Split;
-use mnist_flow::eval::weights as classifier_weights;
 use mnist_flow::sample::{sample, SampleSettings};
 use mnist_flow::solver::{Solver, TimeGrid};
 use mnist_flow::viz::{Chart, Series};
 
 use crate::cli::SweepArgs;
-use crate::commands::{load_model, open_split};
-use crate::evaluation::{floor, reference};
+use crate::commands::load_model;
+use crate::evaluation::Judge;
 
 const HEADER: &str =
     "solver,nfe_budget,steps,nfe,network_passes,guidance,n,accuracy,fid,precision,recall,memorised,seconds";
@@ -34,17 +32,7 @@ struct Point {
 }
 
 pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
-    let (header, net) = classifier_weights::load(&args.classifier, device)?;
-    if header.dataset != "mnist" {
-        anyhow::bail!(
-            "{} was trained on '{}'; sweep scores MNIST samples",
-            args.classifier.display(),
-            header.dataset
-        );
-    }
-    let train = open_split(None, Split::Train)?;
-    let test = open_split(None, Split::Test)?;
-    let reference = reference(&args.classifier, &args.cache, &net, &train, &test, device)?;
+    let judge = Judge::open(&args.classifier, &args.cache, None, device)?;
     let model = load_model(args.weights.as_deref(), false, device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
@@ -54,15 +42,7 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
     let done: HashSet<String> = lines.iter().map(|l| point_key(l)).collect();
     let per = args.per_class as usize;
     let labels: Vec<u8> = (0..10 * per).map(|i| (i % 10) as u8).collect();
-    let base = floor(
-        &reference,
-        &net,
-        &train,
-        &test,
-        labels.len(),
-        args.seed,
-        device,
-    )?;
+    let base = judge.floor(labels.len(), args.seed, device)?;
     println!(
         "floor for N = {}: FID {:.3}, accuracy {:.2} %",
         labels.len(),
@@ -90,7 +70,7 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
                 let started = Instant::now();
                 let samples = sample(&model, &labels, &settings, device)?;
                 let images = samples.images.concat();
-                let scores = reference.score(&net, &images, &labels, 28, device)?;
+                let scores = judge.score(&images, &labels, device)?;
                 let secs = started.elapsed().as_secs_f64();
                 let line = format!(
                     "{name},{budget},{},{},{},{w},{},{:.6},{:.6},{:.6},{:.6},{:.6},{secs:.1}",

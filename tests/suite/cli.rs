@@ -379,3 +379,18 @@ fn a_sweep_writes_its_points_and_plots_and_a_rerun_skips_them() {
     assert!(!stdout.contains("euler,2,"), "points were redone: {stdout}");
     assert_eq!(std::fs::read_to_string(out.join("sweep.csv")).unwrap(), csv);
 }
+
+#[test]
+fn samples_of_other_data_need_a_classifier_trained_on_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_dataset(&data, &synthetic(20));
+    let out = mnist_flow(&["evaluate", "--data", data.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("trained on 'mnist'") && err.contains("train-classifier --data"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
