@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// Peak learning rate.
     #[arg(long, value_parser = positive_f64)]
     pub lr: Option<f64>,
+    /// Learning rate after the warm-up: constant (default) or cosine (down to a tenth of the
+    /// peak at the last step of a --steps budget).
+    #[arg(long, value_parser = ["constant", "cosine"])]
+    pub lr_schedule: Option<String>,
     /// Probability of dropping a label, in [0, 1).
     #[arg(long, value_parser = unit_interval)]
     pub label_dropout: Option<f64>,

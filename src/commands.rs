@@ -22,7 +22,7 @@ use mnist_flow::path::CondOtPath;
 use mnist_flow::sample::{sample, SampleSettings, Samples};
 use mnist_flow::solver::{Solver, TimeGrid};
 use mnist_flow::train::trainer::{read_log, CHECKPOINT};
-use mnist_flow::train::{Budget, Checkpoint, Outcome, TrainConfig, Trainer};
+use mnist_flow::train::{Budget, Checkpoint, LrSchedule, Outcome, TrainConfig, Trainer};
 use mnist_flow::viz::{self, Chart, Panel, Series};
 
 use crate::cli::{
@@ -178,6 +178,12 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(lr) = args.lr {
         config.learning_rate = lr;
+    }
+    if let Some(name) = &args.lr_schedule {
+        config.lr_schedule = match name.as_str() {
+            "cosine" => LrSchedule::Cosine,
+            _ => LrSchedule::Constant,
+        };
     }
     if let Some(p) = args.label_dropout {
         config.label_dropout = p;

@@ -19,6 +19,18 @@ pub enum Budget {
 /// preset on a 2-core CPU, and a fixed count so that the run is the same on every machine.
 pub const DEFAULT_STEPS: u64 = 2000;
 
+/// How the learning rate moves after the warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// The peak rate until the end.
+    #[default]
+    Constant,
+    /// Half a cosine from the peak down to a tenth of it at the last step of a step budget
+    /// (a minutes budget has no known last step, so it stays constant there).
+    Cosine,
+}
+
 /// Everything that determines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -32,6 +44,9 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Linear warm-up of the learning rate over this many steps.
     pub warmup_steps: u64,
+    /// The learning rate after the warm-up.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     /// Decoupled weight decay of AdamW.
     pub weight_decay: f64,
     /// Probability of replacing a label by "no label".
@@ -59,6 +74,7 @@ impl TrainConfig {
             batch_size: 128,
             learning_rate: 2e-3,
             warmup_steps: 50,
+            lr_schedule: LrSchedule::Constant,
             weight_decay: 1e-4,
             label_dropout: 0.1,
             ema_decay: 0.999,
@@ -70,12 +86,22 @@ impl TrainConfig {
         }
     }
 
-    /// The learning rate at `step`: linear warm-up, then constant.
+    /// The learning rate at `step`: linear warm-up, then the schedule.
     pub fn learning_rate_at(&self, step: u64) -> f64 {
         if step < self.warmup_steps {
-            self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64
-        } else {
-            self.learning_rate
+            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        match (self.lr_schedule, self.budget) {
+            (LrSchedule::Cosine, Budget::Steps(total)) if total > self.warmup_steps + 1 => {
+                let span = (total - 1 - self.warmup_steps) as f64;
+                let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
+                let floor = 0.1 * self.learning_rate;
+                floor
+                    + (self.learning_rate - floor)
+                        * 0.5
+                        * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+            _ => self.learning_rate,
         }
     }
 
@@ -107,5 +133,26 @@ impl TrainConfig {
             return Err("eval and checkpoint intervals must be at least 1 step".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_falls_from_the_peak_to_a_tenth_at_the_last_step() {
+        let mut config = TrainConfig::for_preset("small", UNetConfig::small());
+        config.budget = Budget::Steps(1050);
+        config.lr_schedule = LrSchedule::Cosine;
+        let peak = config.learning_rate;
+        assert!(config.learning_rate_at(0) < peak / 10.0);
+        assert!((config.learning_rate_at(50) - peak).abs() < 1e-12);
+        assert!((config.learning_rate_at(1049) - 0.1 * peak).abs() < 1e-12);
+        let (a, b) = (config.learning_rate_at(400), config.learning_rate_at(800));
+        assert!(peak > a && a > b && b > 0.1 * peak);
+
+        config.budget = Budget::Minutes(5.0);
+        assert_eq!(config.learning_rate_at(1049), peak);
     }
 }
