@@ -663,25 +663,26 @@ fn bench_solvers(weights: Option<&Path>, batch: usize, device: &Device) -> Resul
         "solvers: {batch} images a batch, guidance w = 3 (one batched pass of {} rows per NFE)",
         2 * batch
     );
+    let timed = |solver: Solver, steps: usize| -> Result<(u64, f64)> {
+        let settings = SampleSettings {
+            solver,
+            steps,
+            batch_size: batch,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let samples = sample(&model, &labels, &settings, device)?;
+        Ok((samples.nfe, started.elapsed().as_secs_f64()))
+    };
     let solvers = [Solver::Euler, Solver::Midpoint, Solver::Heun, Solver::Rk4];
-    for nfe in [10u64, 20, 100] {
+    for budget in [10u64, 20, 100] {
         for solver in solvers {
             let per = solver.evaluations_per_step().expect("fixed-step solver");
-            let settings = SampleSettings {
-                solver,
-                steps: (nfe / per) as usize,
-                batch_size: batch,
-                ..Default::default()
-            };
-            let started = Instant::now();
-            let samples = sample(&model, &labels, &settings, device)?;
-            let secs = started.elapsed().as_secs_f64();
+            let steps = (budget / per) as usize;
+            let (nfe, secs) = timed(solver, steps)?;
             println!(
-                "  {:>8} NFE {:>3} ({:>3} steps): {:.2} s = {:.1} images/s",
+                "  {:>8} NFE {nfe:>3} ({steps:>3} steps): {secs:.2} s = {:.1} images/s",
                 solver.name(),
-                samples.nfe,
-                settings.steps,
-                secs,
                 batch as f64 / secs
             );
         }
@@ -692,18 +693,9 @@ fn bench_solvers(weights: Option<&Path>, batch: usize, device: &Device) -> Resul
             atol: tol,
             max_nfe: 10_000,
         };
-        let settings = SampleSettings {
-            solver,
-            batch_size: batch,
-            ..Default::default()
-        };
-        let started = Instant::now();
-        let samples = sample(&model, &labels, &settings, device)?;
-        let secs = started.elapsed().as_secs_f64();
+        let (nfe, secs) = timed(solver, 1)?;
         println!(
-            "    dopri5 NFE {:>3} (tolerance {tol:e}): {:.2} s = {:.1} images/s",
-            samples.nfe,
-            secs,
+            "    dopri5 NFE {nfe:>3} (tolerance {tol:e}): {secs:.2} s = {:.1} images/s",
             batch as f64 / secs
         );
     }
