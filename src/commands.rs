@@ -330,17 +330,11 @@ pub(crate) fn settings_for(
     seed: u64,
 ) -> SampleSettings {
     let cap = args.nfe.unwrap_or(args.max_nfe);
-    let solver = match name {
-        "euler" => Solver::Euler,
-        "midpoint" => Solver::Midpoint,
-        "heun" => Solver::Heun,
-        "rk4" => Solver::Rk4,
-        _ => Solver::Dopri5 {
-            rtol: args.rtol,
-            atol: args.atol,
-            max_nfe: cap,
-        },
-    };
+    let solver = Solver::fixed_step(name).unwrap_or(Solver::Dopri5 {
+        rtol: args.rtol,
+        atol: args.atol,
+        max_nfe: cap,
+    });
     let steps = match (args.nfe, solver.evaluations_per_step()) {
         (Some(nfe), Some(per)) => (nfe / per).max(1) as usize,
         _ => args.steps as usize,

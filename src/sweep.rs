@@ -57,7 +57,7 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
                 if done.contains(&key) {
                     continue;
                 }
-                let solver = solver_named(name);
+                let solver = Solver::fixed_step(name).expect("clap restricts sweep solvers");
                 let per_step = solver.evaluations_per_step().expect("fixed-step solver");
                 let settings = SampleSettings {
                     guidance: w,
@@ -98,15 +98,6 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-fn solver_named(name: &str) -> Solver {
-    match name {
-        "euler" => Solver::Euler,
-        "midpoint" => Solver::Midpoint,
-        "heun" => Solver::Heun,
-        _ => Solver::Rk4,
-    }
 }
 
 /// `solver,nfe_budget,guidance` of a CSV line: what identifies a point.

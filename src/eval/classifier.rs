@@ -13,8 +13,10 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+
+use crate::data::dataset::to_unit_range;
 
 /// The shape of the classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +150,38 @@ impl Classifier {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.logits_from(self.features(x))
     }
+}
+
+/// Class predictions for byte images (`n × side × side`), in batches.
+pub fn predict(net: &Classifier, images: &[u8], side: usize, device: &Device) -> Vec<u8> {
+    let mut predictions = Vec::with_capacity(images.len() / (side * side));
+    for chunk in images.chunks(CHUNK * side * side) {
+        let logits = net.forward(to_tensor(chunk, side, device));
+        let best = logits
+            .argmax(1)
+            .try_into_vec_as::<i64>()
+            .expect("int tensor");
+        predictions.extend(best.into_iter().map(|c| c as u8));
+    }
+    predictions
+}
+
+/// Penultimate-layer features for byte images, row-major `n × features`.
+pub fn embed(net: &Classifier, images: &[u8], side: usize, device: &Device) -> Vec<f32> {
+    let mut features = Vec::new();
+    for chunk in images.chunks(CHUNK * side * side) {
+        let f = net.features(to_tensor(chunk, side, device));
+        features.extend(f.try_into_vec_as::<f32>().expect("float tensor"));
+    }
+    features
+}
+
+const CHUNK: usize = 500;
+
+fn to_tensor(bytes: &[u8], side: usize, device: &Device) -> Tensor<4> {
+    let n = bytes.len() / (side * side);
+    let values: Vec<f32> = bytes.iter().map(|&p| to_unit_range(p)).collect();
+    Tensor::<4>::from_data(TensorData::new(values, [n, 1, side, side]), device)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::classifier::{Classifier, ClassifierConfig};
+use super::classifier::{predict, Classifier, ClassifierConfig};
 use crate::data::dataset::to_unit_range;
 use crate::data::{Dataset, EpochSampler};
 
@@ -143,30 +143,6 @@ fn shifted_batch(
     out
 }
 
-/// Class predictions for byte images (`n × side × side`), in batches.
-pub fn predict(net: &Classifier, images: &[u8], side: usize, device: &Device) -> Vec<u8> {
-    let mut predictions = Vec::with_capacity(images.len() / (side * side));
-    for chunk in images.chunks(CHUNK * side * side) {
-        let logits = net.forward(to_tensor(chunk, side, device));
-        let best = logits
-            .argmax(1)
-            .try_into_vec_as::<i64>()
-            .expect("int tensor");
-        predictions.extend(best.into_iter().map(|c| c as u8));
-    }
-    predictions
-}
-
-/// Penultimate-layer features for byte images, row-major `n × features`.
-pub fn embed(net: &Classifier, images: &[u8], side: usize, device: &Device) -> Vec<f32> {
-    let mut features = Vec::new();
-    for chunk in images.chunks(CHUNK * side * side) {
-        let f = net.features(to_tensor(chunk, side, device));
-        features.extend(f.try_into_vec_as::<f32>().expect("float tensor"));
-    }
-    features
-}
-
 /// The fraction of `data` the classifier labels correctly.
 pub fn accuracy(net: &Classifier, data: &Dataset, device: &Device) -> f64 {
     let predicted = predict(net, &data.images, data.rows, device);
@@ -176,14 +152,6 @@ pub fn accuracy(net: &Classifier, data: &Dataset, device: &Device) -> f64 {
         .filter(|(p, y)| p == y)
         .count();
     right as f64 / data.len().max(1) as f64
-}
-
-const CHUNK: usize = 500;
-
-fn to_tensor(bytes: &[u8], side: usize, device: &Device) -> Tensor<4> {
-    let n = bytes.len() / (side * side);
-    let values: Vec<f32> = bytes.iter().map(|&p| to_unit_range(p)).collect();
-    Tensor::<4>::from_data(TensorData::new(values, [n, 1, side, side]), device)
 }
 
 #[cfg(test)]

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::classifier::Classifier;
-use super::fit::{embed, predict};
+use super::classifier::{embed, predict, Classifier};
 use super::manifold::{precision_recall, Manifold, DEFAULT_K};
 use super::nearest::{memorised_fraction, nearest_neighbours, percentile};
 use super::{frechet_distance, EvalError, Features, Gaussian};

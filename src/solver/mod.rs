@@ -55,6 +55,17 @@ impl Solver {
         }
     }
 
+    /// The fixed-step method called `name` (`euler`, `midpoint`, `heun`, `rk4`).
+    pub fn fixed_step(name: &str) -> Option<Self> {
+        match name {
+            "euler" => Some(Solver::Euler),
+            "midpoint" => Some(Solver::Midpoint),
+            "heun" => Some(Solver::Heun),
+            "rk4" => Some(Solver::Rk4),
+            _ => None,
+        }
+    }
+
     /// The method's short name.
     pub fn name(&self) -> &'static str {
         match self {
