@@ -108,8 +108,16 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
     let test = open_split(args.data.as_deref(), Split::Test)?;
 
     let mut trainer = if args.resume {
-        Trainer::resume(&train, &test, &out, device)
-            .with_context(|| format!("cannot resume from {}", out.join(CHECKPOINT).display()))?
+        refuse_fixed_settings(&args)?;
+        let mut trainer = Trainer::resume(&train, &test, &out, device)
+            .with_context(|| format!("cannot resume from {}", out.join(CHECKPOINT).display()))?;
+        let budget = match (args.steps, args.minutes) {
+            (Some(n), _) => Budget::Steps(n),
+            (None, Some(m)) => Budget::Minutes(m),
+            (None, None) => trainer.config().budget,
+        };
+        trainer.extend(budget, args.lr_schedule.as_deref().map(lr_schedule));
+        trainer
     } else {
         if out.join(CHECKPOINT).exists() {
             bail!(
@@ -122,12 +130,7 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
             .with_context(|| format!("cannot create run directory {}", out.display()))?;
         Trainer::new(config, &train, &test, &out, device)?
     };
-    let budget = match (args.steps, args.minutes, args.resume) {
-        (Some(n), _, _) => Budget::Steps(n),
-        (None, Some(m), _) => Budget::Minutes(m),
-        (None, None, true) => trainer.config().budget,
-        (None, None, false) => trainer.config().budget,
-    };
+    let budget = trainer.config().budget;
     let json = serde_json::to_string_pretty(trainer.config())?;
     mnist_flow::atomic::write(&out.join("config.json"), json.as_bytes())?;
 
@@ -169,6 +172,33 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
     Ok(())
 }
 
+fn lr_schedule(name: &str) -> LrSchedule {
+    match name {
+        "cosine" => LrSchedule::Cosine,
+        _ => LrSchedule::Constant,
+    }
+}
+
+/// A resumed run keeps the settings it was started with, except its budget and schedule.
+fn refuse_fixed_settings(args: &TrainArgs) -> Result<()> {
+    let given = [
+        ("--batch-size", args.batch_size.is_some()),
+        ("--lr", args.lr.is_some()),
+        ("--label-dropout", args.label_dropout.is_some()),
+        ("--ema-decay", args.ema_decay.is_some()),
+        ("--eval-every", args.eval_every.is_some()),
+        ("--eval-images", args.eval_images.is_some()),
+        ("--checkpoint-every", args.checkpoint_every.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+        bail!(
+            "{flag} cannot change on --resume: a resumed run keeps the settings in its \
+             config.json (only --steps, --minutes and --lr-schedule may be given)"
+        );
+    }
+    Ok(())
+}
+
 fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     let model = UNetConfig::preset(&args.preset).expect("clap restricts presets");
     let mut config = TrainConfig::for_preset(&args.preset, model);
@@ -180,10 +210,7 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
         config.learning_rate = lr;
     }
     if let Some(name) = &args.lr_schedule {
-        config.lr_schedule = match name.as_str() {
-            "cosine" => LrSchedule::Cosine,
-            _ => LrSchedule::Constant,
-        };
+        config.lr_schedule = lr_schedule(name);
     }
     if let Some(p) = args.label_dropout {
         config.label_dropout = p;

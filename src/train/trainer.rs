@@ -15,7 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 
 use super::checkpoint::{module_bytes, optimizer_bytes, Checkpoint, CheckpointError};
-use super::config::{Budget, TrainConfig};
+use super::config::{Budget, LrSchedule, TrainConfig};
 use super::{ema, loss};
 use crate::data::{Dataset, EpochSampler};
 use crate::model::UNet;
@@ -180,6 +180,16 @@ impl Trainer {
             pixels: train.pixels(),
             log: Vec::new(),
             dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Changes where a resumed run stops and how its learning rate moves from here on: a
+    /// longer `--steps` budget with a cosine schedule anneals a run that was trained at a
+    /// constant rate.
+    pub fn extend(&mut self, budget: Budget, schedule: Option<LrSchedule>) {
+        self.config.budget = budget;
+        if let Some(schedule) = schedule {
+            self.config.lr_schedule = schedule;
         }
     }
 

@@ -97,10 +97,21 @@ fn train_then_sample_leaves_files_that_parse() {
         "--out",
         run.to_str().unwrap(),
         "--steps",
-        "4",
+        "5",
         "--sample-steps",
         "1",
+        "--batch-size",
+        "4",
     ];
+    let refused = mnist_flow(&args);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--batch-size cannot change on --resume"),
+        "{}",
+        stderr(&refused)
+    );
+    args.truncate(args.len() - 2);
+    args.extend(["--lr-schedule", "cosine"]);
     let resumed = mnist_flow(&args);
     assert!(
         resumed.status.success(),
@@ -108,7 +119,11 @@ fn train_then_sample_leaves_files_that_parse() {
         stderr(&resumed)
     );
     let log = std::fs::read_to_string(run.join("loss.csv")).unwrap();
-    assert_eq!(log.lines().count(), 5, "the resumed run adds step 4: {log}");
+    assert_eq!(log.lines().count(), 6, "the resumed run adds steps 4 and 5: {log}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["budget"]["steps"], 5, "the extended budget is saved");
+    assert_eq!(config["lr_schedule"], "cosine");
     args.clear();
 
     let weights = run.join("weights.mfc");
