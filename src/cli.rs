@@ -36,6 +36,26 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Evaluate over a grid of solvers, NFE budgets and guidance scales; CSV and plots.
     Sweep(SweepArgs),
+    /// Write weights as safetensors for PyTorch, with the configuration in the metadata.
+    Export(ExportArgs),
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Weights or checkpoint file (default: the shipped weights).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Export the raw weights of a checkpoint instead of its EMA.
+    #[arg(long)]
+    pub raw: bool,
+    /// The safetensors file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write a fixed input and the network's velocity there (safetensors: x, t, y, v),
+    /// to check another implementation against.
+    #[arg(long)]
+    pub probe: Option<PathBuf>,
 }
 
 /// `train`.

@@ -17,7 +17,7 @@ use mnist_flow::data::{Dataset, Split};
 use mnist_flow::eval::fit::{fit, FitSettings};
 use mnist_flow::eval::weights as classifier_weights;
 use mnist_flow::eval::ClassifierConfig;
-use mnist_flow::model::{trainable_params, UNet, UNetConfig};
+use mnist_flow::model::{interop, trainable_params, UNet, UNetConfig};
 use mnist_flow::path::CondOtPath;
 use mnist_flow::sample::{sample, SampleSettings, Samples};
 use mnist_flow::solver::{Solver, TimeGrid};
@@ -26,7 +26,7 @@ use mnist_flow::train::{Budget, Checkpoint, LrSchedule, Outcome, TrainConfig, Tr
 use mnist_flow::viz::{self, Chart, Panel, Series};
 
 use crate::cli::{
-    BenchArgs, Cli, Command, PathArgs, SampleArgs, SolverArgs, TrainArgs, TrainClassifierArgs,
+    BenchArgs, Cli, Command, ExportArgs, PathArgs, SampleArgs, SolverArgs, TrainArgs, TrainClassifierArgs,
     TrajectoryArgs,
 };
 
@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrainClassifier(args) => train_classifier(args, &device),
         Command::Evaluate(args) => crate::evaluation::evaluate(args, &device),
         Command::Sweep(args) => crate::sweep::sweep(args, &device),
+        Command::Export(args) => export(args, &device),
     }
 }
 
@@ -344,9 +345,26 @@ pub(crate) fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> 
             }
         }
     };
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        if raw {
+            bail!("--raw needs a checkpoint, but {} holds one set of weights", path.display());
+        }
+        return Ok(interop::load_safetensors(&path, device)?);
+    }
     let checkpoint = Checkpoint::load(&path)?;
     let section = if raw { "model" } else { "ema" };
     Ok(checkpoint.model(section, device)?)
+}
+
+fn export(args: ExportArgs, device: &Device) -> Result<()> {
+    let model = load_model(args.weights.as_deref(), args.raw, device)?;
+    interop::save_safetensors(&model, &args.out)?;
+    println!("wrote {}", args.out.display());
+    if let Some(path) = &args.probe {
+        interop::Probe::of(&model, device).save(path)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// The solver settings for one solver name.

@@ -3,6 +3,7 @@
 pub mod block;
 pub mod config;
 pub mod embed;
+pub mod interop;
 pub mod unet;
 
 pub use config::{Conditioning, Norm, Skips, UNetConfig, Upsample};

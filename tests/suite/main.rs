@@ -5,4 +5,5 @@ mod cli;
 mod data_files;
 mod evaluation;
 mod fixtures;
+mod interop;
 mod training;

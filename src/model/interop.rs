@@ -1,0 +1,267 @@
+//! Moving a velocity network to and from PyTorch. Weights leave as safetensors, written by
+//! burn's own store with PyTorch's conventions (linear weights transposed, norm `gamma`/`beta`
+//! named `weight`/`bias`) and the network's configuration in the file's metadata, so that a
+//! PyTorch module with the same attribute names loads them with `load_state_dict`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, Param};
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::{UNet, UNetConfig};
+
+/// The metadata key that holds the network's configuration as JSON.
+pub const CONFIG_KEY: &str = "mnist_flow.config";
+
+/// Why weights could not be moved; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum InteropError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not safetensors.
+    #[error("{path} is not a safetensors file: {detail}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What was expected and found.
+        detail: String,
+    },
+    /// The metadata does not say which network the tensors belong to.
+    #[error("{path} has no `{CONFIG_KEY}` metadata naming the network it holds")]
+    NoConfig {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The metadata names no valid network.
+    #[error("{path}: the `{CONFIG_KEY}` metadata is not a network configuration: {detail}")]
+    BadConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A tensor has another shape than the network's.
+    #[error("{path}: tensor `{name}` should have shape {expected:?}, found {found:?}")]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name in the network.
+        name: String,
+        /// The network's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        found: Vec<usize>,
+    },
+    /// A tensor of the network is not in the file.
+    #[error("{path}: tensor `{name}` is missing")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name in the network.
+        name: String,
+    },
+    /// The file holds a tensor the network does not have.
+    #[error("{path}: tensor `{name}` is not part of the network")]
+    Unexpected {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name in the file.
+        name: String,
+    },
+    /// A tensor could not be converted.
+    #[error("{path}: {detail}")]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The file could not be written.
+    #[error("cannot write {path}: {detail}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// Writes `model`'s weights to `path` as safetensors with its configuration in the metadata,
+/// atomically (the store writes a scratch file and renames it).
+pub fn save_safetensors(model: &UNet, path: &Path) -> Result<(), InteropError> {
+    let config = serde_json::to_string(model.config()).expect("configurations serialise");
+    let mut store = SafetensorsStore::from_file(path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .metadata(CONFIG_KEY, config)
+        .overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| InteropError::Write {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+}
+
+/// Reads a network written by [`save_safetensors`] (or by PyTorch with the same names and the
+/// configuration in the metadata). Every tensor must be present with its exact shape, and
+/// nothing else may be in the file.
+pub fn load_safetensors(path: &Path, device: &Device) -> Result<UNet, InteropError> {
+    let metadata = read_metadata(path)?;
+    let json = metadata.get(CONFIG_KEY).ok_or(InteropError::NoConfig {
+        path: path.to_path_buf(),
+    })?;
+    let config: UNetConfig =
+        serde_json::from_str(json).map_err(|e| InteropError::BadConfig {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    config.validate().map_err(|detail| InteropError::BadConfig {
+        path: path.to_path_buf(),
+        detail,
+    })?;
+    let mut model = config.init(device);
+    let mut store = SafetensorsStore::from_file(path)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(true)
+        .validate(false);
+    let result = model.load_from(&mut store).map_err(|e| InteropError::Format {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    check_applied(path, &result)?;
+    Ok(model)
+}
+
+/// Turns the store's report into the first problem it names, if any.
+pub(crate) fn check_applied(
+    path: &Path,
+    result: &burn::store::ApplyResult,
+) -> Result<(), InteropError> {
+    let path = path.to_path_buf();
+    if let Some(error) = result.errors.first() {
+        return Err(match error {
+            ApplyError::ShapeMismatch {
+                path: name,
+                expected,
+                found,
+            } => InteropError::Shape {
+                path,
+                name: name.clone(),
+                expected: expected.to_vec(),
+                found: found.to_vec(),
+            },
+            other => InteropError::Tensor {
+                path,
+                detail: other.to_string(),
+            },
+        });
+    }
+    if let Some((name, _)) = result.missing.first() {
+        return Err(InteropError::Missing {
+            path,
+            name: name.clone(),
+        });
+    }
+    if let Some(name) = result.unused.first() {
+        return Err(InteropError::Unexpected {
+            path,
+            name: name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The `__metadata__` map of a safetensors header: an 8-byte little-endian length, then that
+/// many bytes of JSON. The length is checked against the file before anything is read.
+fn read_metadata(path: &Path) -> Result<HashMap<String, String>, InteropError> {
+    use std::io::Read;
+    let format = |detail: String| InteropError::Format {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let read = |source| InteropError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read)?;
+    let size = file.metadata().map_err(read)?.len();
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix)
+        .map_err(|_| format(format!("{size} bytes, shorter than the 8-byte header length")))?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > size - 8 || header_len > 100 << 20 {
+        return Err(format(format!(
+            "header of {header_len} bytes declared in a file of {size} bytes"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(read)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| format(format!("header JSON: {e}")))?;
+    let mut metadata = HashMap::new();
+    if let Some(map) = header.get("__metadata__").and_then(|m| m.as_object()) {
+        for (key, value) in map {
+            if let Some(text) = value.as_str() {
+                metadata.insert(key.clone(), text.to_string());
+            }
+        }
+    }
+    Ok(metadata)
+}
+
+/// A fixed input and the network's velocity there, saved beside exported weights so that
+/// another implementation can check it computes the same function.
+#[derive(Module, Debug)]
+pub struct Probe {
+    /// Images, `[4, 1, side, side]`.
+    pub x: Param<Tensor<4>>,
+    /// Times.
+    pub t: Param<Tensor<1>>,
+    /// Labels as floats (10 is "no label").
+    pub y: Param<Tensor<1>>,
+    /// The velocity `u(x, t, y)`.
+    pub v: Param<Tensor<4>>,
+}
+
+impl Probe {
+    /// Evaluates `model` on a deterministic input: a smooth pattern in `[-1, 1]`, four times
+    /// across `[0, 1]` and four labels including "no label".
+    pub fn of(model: &UNet, device: &Device) -> Self {
+        let side = model.config().image_size;
+        let n = 4;
+        let pixels: Vec<f32> = (0..n * side * side)
+            .map(|i| ((i as f32) * 0.37).sin() * ((i as f32) * 0.011).cos())
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [n, 1, side, side]), device);
+        let times = [0.0f32, 0.25, 0.6, 0.95];
+        let labels = [3i64, 7, super::NO_LABEL, 0];
+        let t = Tensor::<1>::from_data(TensorData::new(times.to_vec(), [n]), device);
+        let y_int = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [n]), device);
+        let v = model.forward(x.clone(), t.clone(), y_int.clone());
+        Self {
+            x: Param::from_tensor(x),
+            t: Param::from_tensor(t),
+            y: Param::from_tensor(y_int.float()),
+            v: Param::from_tensor(v),
+        }
+    }
+
+    /// Writes the probe as safetensors (`x`, `t`, `y`, `v`).
+    pub fn save(&self, path: &Path) -> Result<(), InteropError> {
+        let mut store = SafetensorsStore::from_file(path).overwrite(true);
+        self.save_into(&mut store).map_err(|e| InteropError::Write {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+}
