@@ -241,6 +241,9 @@ pub struct BenchArgs {
     /// Images per sampling batch (each guided step evaluates twice as many rows).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub sample_batch: u64,
+    /// Print one JSON object per preset instead (step times in seconds).
+    #[arg(long, conflicts_with = "solvers")]
+    pub json: bool,
     /// Also measure every solver at NFE 10, 20 and 100 (and dopri5 at two tolerances) with
     /// trained weights.
     #[arg(long)]

@@ -625,16 +625,19 @@ fn path_strip(args: PathArgs, device: &Device) -> Result<()> {
 }
 
 fn bench(args: BenchArgs, device: &Device) -> Result<()> {
-    println!(
-        "threads {}, train batch {}, sample batch {} (guided: {} rows per pass), {} repeats",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        args.train_batch,
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if !args.json {
+        println!(
+            "threads {threads}, train batch {}, sample batch {} (guided: {} rows per pass), \
+             {} repeats",
+            args.train_batch,
         args.sample_batch,
-        2 * args.sample_batch,
-        args.repeats
-    );
+            2 * args.sample_batch,
+            args.repeats
+        );
+    }
     for preset in &args.presets {
         let model = UNetConfig::preset(preset).expect("clap restricts presets");
         let mut config = TrainConfig::for_preset(preset, model.clone());
@@ -676,10 +679,23 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
         }
         let (tmin, tmed) = min_median(&mut train_secs);
         let (smin, smed) = min_median(&mut sample_secs);
+        let params = trainable_params(&ema);
+        if args.json {
+            let line = serde_json::json!({
+                "preset": preset,
+                "params": params,
+                "threads": threads,
+                "train_batch": args.train_batch,
+                "sample_batch": args.sample_batch,
+                "train_step_s": { "min": tmin, "median": tmed },
+                "guided_step_s": { "min": smin, "median": smed },
+            });
+            println!("{line}");
+            continue;
+        }
         println!(
-            "{preset:>9}: {} params | train step min {:.3} s median {:.3} s = {:.1} images/s \
+            "{preset:>9}: {params} params | train step min {:.3} s median {:.3} s = {:.1} images/s \
              | guided sampling step min {:.3} s median {:.3} s = {:.1} image-steps/s",
-            trainable_params(&ema),
             tmin,
             tmed,
             args.train_batch as f64 / tmed,
