@@ -333,6 +333,9 @@ pub struct SweepArgs {
     /// Guidance scales, comma-separated.
     #[arg(long, default_value = "1,2,3,4,5", value_parser = guidance_list)]
     pub guidance: Scales,
+    /// Apply guidance only for t in [a, b] at every point, e.g. 0.3,1 (default: everywhere).
+    #[arg(long, value_parser = interval)]
+    pub guidance_interval: Option<(f64, f64)>,
     /// The scale whose points make the FID-vs-NFE plot.
     #[arg(long, default_value_t = 3.0, value_parser = one_scale)]
     pub plot_guidance: f64,

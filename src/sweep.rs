@@ -18,7 +18,7 @@ use crate::commands::load_model;
 use crate::evaluation::Judge;
 
 const HEADER: &str =
-    "solver,nfe_budget,steps,nfe,network_passes,guidance,n,accuracy,fid,precision,recall,memorised,seconds";
+    "solver,nfe_budget,steps,nfe,network_passes,guidance,n,accuracy,fid,precision,recall,memorised,seconds,interval";
 
 /// One finished point of the grid.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,8 @@ struct Point {
     accuracy: f64,
     fid: f64,
     nfe: u64,
+    /// `a-b`: where guidance was applied.
+    interval: String,
 }
 
 pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
@@ -38,6 +40,8 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let csv = args.out.join("sweep.csv");
 
+    let (lo, hi) = args.guidance_interval.unwrap_or((0.0, 1.0));
+    let interval = format!("{lo}-{hi}");
     let mut lines = read_lines(&csv)?;
     let done: HashSet<String> = lines.iter().map(|l| point_key(l)).collect();
     let per = args.per_class as usize;
@@ -53,7 +57,7 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
     for name in &args.solvers {
         for &budget in &args.nfe {
             for &w in &args.guidance.0 {
-                let key = format!("{name},{budget},{w}");
+                let key = format!("{name},{budget},{w},{interval}");
                 if done.contains(&key) {
                     continue;
                 }
@@ -61,6 +65,7 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
                 let per_step = solver.evaluations_per_step().expect("fixed-step solver");
                 let settings = SampleSettings {
                     guidance: w,
+                    guidance_interval: (lo, hi),
                     solver,
                     steps: (budget / per_step).max(1) as usize,
                     grid: TimeGrid::Uniform,
@@ -73,7 +78,7 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
                 let scores = judge.score(&images, &labels, device)?;
                 let secs = started.elapsed().as_secs_f64();
                 let line = format!(
-                    "{name},{budget},{},{},{},{w},{},{:.6},{:.6},{:.6},{:.6},{:.6},{secs:.1}",
+                    "{name},{budget},{},{},{},{w},{},{:.6},{:.6},{:.6},{:.6},{:.6},{secs:.1},{interval}",
                     settings.steps,
                     samples.nfe / samples.batches,
                     samples.network_passes / samples.batches,
@@ -90,8 +95,12 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
             }
         }
     }
-    let points: Vec<Point> = lines.iter().filter_map(|l| parse_point(l)).collect();
-    plot(&args, &points, base.fid)?;
+    let points: Vec<Point> = lines
+        .iter()
+        .filter_map(|l| parse_point(l))
+        .filter(|p| p.interval == interval)
+        .collect();
+    plot(&args, &points, base.fid, (lo, hi))?;
     println!(
         "wrote {} and plots in {}",
         csv.display(),
@@ -100,12 +109,12 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// `solver,nfe_budget,guidance` of a CSV line: what identifies a point.
+/// `solver,nfe_budget,guidance,interval` of a CSV line: what identifies a point.
 fn point_key(line: &str) -> String {
     let f: Vec<&str> = line.split(',').collect();
-    match (f.first(), f.get(1), f.get(5)) {
-        (Some(s), Some(n), Some(w)) => match w.parse::<f64>() {
-            Ok(w) => format!("{s},{n},{w}"),
+    match (f.first(), f.get(1), f.get(5), f.get(13)) {
+        (Some(s), Some(n), Some(w), Some(i)) => match w.parse::<f64>() {
+            Ok(w) => format!("{s},{n},{w},{i}"),
             Err(_) => String::new(),
         },
         _ => String::new(),
@@ -121,6 +130,7 @@ fn parse_point(line: &str) -> Option<Point> {
         guidance: f.get(5)?.parse().ok()?,
         accuracy: f.get(7)?.parse().ok()?,
         fid: f.get(8)?.parse().ok()?,
+        interval: f.get(13)?.to_string(),
     })
 }
 
@@ -155,7 +165,12 @@ fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn plot(args: &SweepArgs, points: &[Point], floor_fid: f64) -> Result<()> {
+fn plot(args: &SweepArgs, points: &[Point], floor_fid: f64, interval: (f64, f64)) -> Result<()> {
+    let applied = if interval == (0.0, 1.0) {
+        String::new()
+    } else {
+        format!(", guided on t in [{}, {}]", interval.0, interval.1)
+    };
     let by_solver =
         |keep: &dyn Fn(&Point) -> bool, x: &dyn Fn(&Point) -> f64, y: &dyn Fn(&Point) -> f64| {
             let mut series = Vec::new();
@@ -202,7 +217,7 @@ fn plot(args: &SweepArgs, points: &[Point], floor_fid: f64) -> Result<()> {
         log_y,
     };
     chart(
-        format!("FID vs guidance at NFE {}", args.plot_nfe),
+        format!("FID vs guidance at NFE {}{applied}", args.plot_nfe),
         "guidance scale w",
         "FID",
         true,
@@ -210,7 +225,7 @@ fn plot(args: &SweepArgs, points: &[Point], floor_fid: f64) -> Result<()> {
     .draw(&with_floor(by_solver(&at_nfe, &|p| p.guidance, &|p| p.fid)))
     .save_png(&args.out.join("fid-vs-guidance.png"))?;
     chart(
-        format!("class accuracy vs guidance at NFE {}", args.plot_nfe),
+        format!("class accuracy vs guidance at NFE {}{applied}", args.plot_nfe),
         "guidance scale w",
         "accuracy %",
         false,
@@ -220,7 +235,7 @@ fn plot(args: &SweepArgs, points: &[Point], floor_fid: f64) -> Result<()> {
     }))
     .save_png(&args.out.join("accuracy-vs-guidance.png"))?;
     chart(
-        format!("FID vs NFE at w = {}", args.plot_guidance),
+        format!("FID vs NFE at w = {}{applied}", args.plot_guidance),
         "NFE",
         "FID",
         true,

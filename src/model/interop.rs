@@ -172,7 +172,12 @@ pub(crate) fn check_applied(
             name: name.clone(),
         });
     }
-    if let Some(name) = result.unused.first() {
+    // PyTorch's BatchNorm keeps a step counter that no computation reads; burn has none.
+    let unused = result
+        .unused
+        .iter()
+        .find(|name| !name.ends_with(".num_batches_tracked"));
+    if let Some(name) = unused {
         return Err(InteropError::Unexpected {
             path,
             name: name.clone(),
