@@ -145,7 +145,7 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("cannot install the Ctrl-C handler")?;
+        .context("cannot install the handler for Ctrl-C and SIGTERM")?;
 
     let outcome = run_with_progress(&mut trainer, budget, &stop)?;
     write_weights(&trainer, &out)?;

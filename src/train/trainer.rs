@@ -307,7 +307,7 @@ impl Trainer {
         heldout_loss(&self.ema, &self.heldout, self.config.seed, &self.device)
     }
 
-    /// Writes the checkpoint and the loss log.
+    /// Writes the loss log and the checkpoint.
     pub fn save(&self) -> Result<(), TrainError> {
         let sections = vec![
             ("model".to_string(), module_bytes(&self.model)),
@@ -322,8 +322,11 @@ impl Trainer {
             self.seconds,
             sections,
         );
+        // The log first: a kill between the two writes leaves rows past the checkpoint, which
+        // a resume drops, rather than a checkpoint whose rows are missing.
+        write_log(&self.dir.join(LOSS_LOG), &self.log)?;
         checkpoint.save(&self.dir.join(CHECKPOINT))?;
-        write_log(&self.dir.join(LOSS_LOG), &self.log)
+        Ok(())
     }
 }
 

@@ -6,4 +6,5 @@ mod data_files;
 mod evaluation;
 mod fixtures;
 mod interop;
+mod interrupts;
 mod training;
