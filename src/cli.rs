@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use mnist_flow::sample::{DEFAULT_GUIDANCE, DEFAULT_SOLVER, DEFAULT_STEPS};
 
 /// Class-conditional flow matching on MNIST-format digits.
 #[derive(Debug, Parser)]
@@ -132,7 +133,7 @@ pub struct SampleArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
     pub count: Option<u64>,
     /// Guidance scale(s), comma-separated; several draw one panel per scale.
-    #[arg(long, default_value = "3", value_parser = guidance_list)]
+    #[arg(long, default_value_t = Scales(vec![DEFAULT_GUIDANCE]), value_parser = guidance_list)]
     pub guidance: Scales,
     #[command(flatten)]
     pub solver: SolverArgs,
@@ -152,11 +153,11 @@ pub struct SampleArgs {
 pub struct SolverArgs {
     /// ODE solver(s), comma-separated: euler, midpoint, heun, rk4, dopri5. Several draw one
     /// panel per solver from the same noise.
-    #[arg(long, default_value = "euler", value_delimiter = ',',
+    #[arg(long, default_value = DEFAULT_SOLVER, value_delimiter = ',',
           value_parser = ["euler", "midpoint", "heun", "rk4", "dopri5"])]
     pub solver: Vec<String>,
     /// Steps of a fixed-step solver.
-    #[arg(long, default_value_t = 50, conflicts_with = "nfe",
+    #[arg(long, default_value_t = DEFAULT_STEPS as u64, conflicts_with = "nfe",
           value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub steps: u64,
     /// Evaluations of the guided velocity to spend instead of --steps (fixed-step solvers
@@ -172,7 +173,8 @@ pub struct SolverArgs {
     /// Evaluation cap of dopri5 (unless --nfe gives one).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(7..=1000000))]
     pub max_nfe: u64,
-    /// Apply guidance only for t in [a, b], e.g. 0.2,1; the conditional velocity elsewhere.
+    /// Apply guidance only for t in [a, b] and the conditional velocity elsewhere (default
+    /// 0.3,1; 0,1 guides everywhere).
     #[arg(long, value_parser = interval)]
     pub guidance_interval: Option<(f64, f64)>,
     /// Spacing of the steps: uniform, or dense-end (steps shrink towards t = 1).
@@ -190,7 +192,7 @@ pub struct TrajectoryArgs {
     #[arg(long, default_value = "0123456789", value_parser = digit_string)]
     pub labels: Labels,
     /// Guidance scale.
-    #[arg(long, default_value_t = 3.0, value_parser = one_scale)]
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE, value_parser = one_scale)]
     pub guidance: f64,
     #[command(flatten)]
     pub solver: SolverArgs,
@@ -298,7 +300,7 @@ pub struct EvaluateArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]
     pub per_class: u64,
     /// Guidance scale.
-    #[arg(long, default_value_t = 3.0, value_parser = one_scale)]
+    #[arg(long, default_value_t = DEFAULT_GUIDANCE, value_parser = one_scale)]
     pub guidance: f64,
     #[command(flatten)]
     pub solver: SolverArgs,
@@ -333,7 +335,8 @@ pub struct SweepArgs {
     /// Guidance scales, comma-separated.
     #[arg(long, default_value = "1,2,3,4,5", value_parser = guidance_list)]
     pub guidance: Scales,
-    /// Apply guidance only for t in [a, b] at every point, e.g. 0.3,1 (default: everywhere).
+    /// Apply guidance only for t in [a, b] at every point (default 0.3,1; 0,1 guides
+    /// everywhere).
     #[arg(long, value_parser = interval)]
     pub guidance_interval: Option<(f64, f64)>,
     /// The scale whose points make the FID-vs-NFE plot.
@@ -381,6 +384,13 @@ pub struct Labels(pub Vec<u8>);
 /// Guidance scales given on the command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scales(pub Vec<f64>);
+
+impl std::fmt::Display for Scales {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|w| w.to_string()).collect();
+        write!(f, "{}", parts.join(","))
+    }
+}
 
 fn digit_string(s: &str) -> Result<Labels, String> {
     if s.trim().is_empty() {

@@ -19,7 +19,7 @@ use mnist_flow::eval::weights as classifier_weights;
 use mnist_flow::eval::ClassifierConfig;
 use mnist_flow::model::{interop, trainable_params, UNet, UNetConfig};
 use mnist_flow::path::CondOtPath;
-use mnist_flow::sample::{sample, SampleSettings, Samples};
+use mnist_flow::sample::{sample, SampleSettings, Samples, DEFAULT_GUIDANCE, DEFAULT_INTERVAL};
 use mnist_flow::solver::{Solver, TimeGrid};
 use mnist_flow::train::trainer::{read_log, CHECKPOINT};
 use mnist_flow::train::{Budget, Checkpoint, LrSchedule, Outcome, TrainConfig, Trainer};
@@ -387,7 +387,7 @@ pub(crate) fn settings_for(
     let grid = TimeGrid::parse(&args.time_grid).expect("clap restricts time grids");
     SampleSettings {
         guidance,
-        guidance_interval: args.guidance_interval.unwrap_or((0.0, 1.0)),
+        guidance_interval: args.guidance_interval.unwrap_or(DEFAULT_INTERVAL),
         solver,
         steps,
         grid,
@@ -664,8 +664,10 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
 
         let ema = trainer.ema().clone();
         let labels: Vec<u8> = (0..args.sample_batch).map(|i| (i % 10) as u8).collect();
+        // One guided step: guidance everywhere, so the step is a full batched pass.
         let settings = SampleSettings {
             steps: 1,
+            guidance_interval: (0.0, 1.0),
             batch_size: labels.len(),
             ..Default::default()
         };
@@ -715,13 +717,15 @@ fn bench_solvers(weights: Option<&Path>, batch: usize, device: &Device) -> Resul
     let model = load_model(weights, false, device)?;
     let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
     println!(
-        "solvers: {batch} images a batch, guidance w = 3 (one batched pass of {} rows per NFE)",
+        "solvers: {batch} images a batch, guidance w = {DEFAULT_GUIDANCE} at every step \
+         (one batched pass of {} rows per NFE)",
         2 * batch
     );
     let timed = |solver: Solver, steps: usize| -> Result<(u64, f64)> {
         let settings = SampleSettings {
             solver,
             steps,
+            guidance_interval: (0.0, 1.0),
             batch_size: batch,
             ..Default::default()
         };

@@ -9,6 +9,18 @@ use crate::guidance::Guided;
 use crate::model::UNet;
 use crate::solver::{integrate, SolveError, Solver, TimeGrid};
 
+/// The solver every command samples with unless told otherwise. The defaults here were chosen
+/// by `sweep` on the shipped weights: the best FID at a small NFE with at least 99 % class
+/// accuracy (the README's evaluation section has the numbers).
+pub const DEFAULT_SOLVER: &str = "euler";
+/// Steps of the default solver.
+pub const DEFAULT_STEPS: usize = 10;
+/// The default guidance scale.
+pub const DEFAULT_GUIDANCE: f64 = 2.5;
+/// Where guidance applies by default: not in the first, noisiest part of the path, where it
+/// costs variety and buys little.
+pub const DEFAULT_INTERVAL: (f64, f64) = (0.3, 1.0);
+
 /// How to draw samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleSettings {
@@ -31,10 +43,10 @@ pub struct SampleSettings {
 impl Default for SampleSettings {
     fn default() -> Self {
         Self {
-            guidance: 3.0,
-            guidance_interval: (0.0, 1.0),
-            solver: Solver::Euler,
-            steps: 50,
+            guidance: DEFAULT_GUIDANCE,
+            guidance_interval: DEFAULT_INTERVAL,
+            solver: Solver::fixed_step(DEFAULT_SOLVER).expect("the default is a fixed-step solver"),
+            steps: DEFAULT_STEPS,
             grid: TimeGrid::Uniform,
             seed: 0,
             batch_size: 256,

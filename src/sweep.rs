@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 
-use mnist_flow::sample::{sample, SampleSettings};
+use mnist_flow::sample::{sample, SampleSettings, DEFAULT_INTERVAL};
 use mnist_flow::solver::{Solver, TimeGrid};
 use mnist_flow::viz::{Chart, Series};
 
@@ -40,7 +40,7 @@ pub fn sweep(args: SweepArgs, device: &Device) -> Result<()> {
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let csv = args.out.join("sweep.csv");
 
-    let (lo, hi) = args.guidance_interval.unwrap_or((0.0, 1.0));
+    let (lo, hi) = args.guidance_interval.unwrap_or(DEFAULT_INTERVAL);
     let interval = format!("{lo}-{hi}");
     let mut lines = read_lines(&csv)?;
     let done: HashSet<String> = lines.iter().map(|l| point_key(l)).collect();
@@ -169,7 +169,7 @@ fn plot(args: &SweepArgs, points: &[Point], floor_fid: f64, interval: (f64, f64)
     let applied = if interval == (0.0, 1.0) {
         String::new()
     } else {
-        format!(", guided on t in [{}, {}]", interval.0, interval.1)
+        format!(", t in [{}, {}]", interval.0, interval.1)
     };
     let by_solver =
         |keep: &dyn Fn(&Point) -> bool, x: &dyn Fn(&Point) -> f64, y: &dyn Fn(&Point) -> f64| {
@@ -225,7 +225,7 @@ fn plot(args: &SweepArgs, points: &[Point], floor_fid: f64, interval: (f64, f64)
     .draw(&with_floor(by_solver(&at_nfe, &|p| p.guidance, &|p| p.fid)))
     .save_png(&args.out.join("fid-vs-guidance.png"))?;
     chart(
-        format!("class accuracy vs guidance at NFE {}{applied}", args.plot_nfe),
+        format!("accuracy vs guidance at NFE {}{applied}", args.plot_nfe),
         "guidance scale w",
         "accuracy %",
         false,

@@ -144,8 +144,10 @@ fn train_then_sample_leaves_files_that_parse() {
         stderr(&sampled)
     );
     let stdout = String::from_utf8_lossy(&sampled.stdout);
+    // Guidance applies on [0.3, 1] by default: the step at t = 0 is a single conditional pass,
+    // the steps at 1/3 and 2/3 are guided (two halves each).
     assert!(
-        stdout.contains("NFE 3") && stdout.contains("network passes 6"),
+        stdout.contains("NFE 3") && stdout.contains("network passes 5"),
         "{stdout}"
     );
     let images = read_bytes(&out.join("images-idx3-ubyte")).unwrap();
@@ -335,8 +337,10 @@ fn the_shipped_weights_sample_without_any_setup() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Guidance applies on [0.3, 1] by default: the step at t = 0 is a single conditional pass,
+    // the steps at 1/3 and 2/3 are guided (two halves each).
     assert!(
-        stdout.contains("NFE 3") && stdout.contains("network passes 6"),
+        stdout.contains("NFE 3") && stdout.contains("network passes 5"),
         "{stdout}"
     );
     let labels = read_bytes(&out_dir.join("labels-idx1-ubyte")).unwrap();
@@ -379,7 +383,9 @@ fn a_sweep_writes_its_points_and_plots_and_a_rerun_skips_them() {
     // w = 1 is the plain conditional velocity: one pass an evaluation instead of two.
     let rows: Vec<&str> = csv.lines().collect();
     assert!(rows[1].starts_with("euler,2,2,2,2,1,20,"), "{csv}");
-    assert!(rows[2].starts_with("euler,2,2,2,4,3,20,"), "{csv}");
+    // At w = 3 the step at t = 0 lies before the default guidance interval [0.3, 1].
+    assert!(rows[2].starts_with("euler,2,2,2,3,3,20,"), "{csv}");
+    assert!(rows[2].ends_with(",0.3-1"), "{csv}");
     for plot in [
         "fid-vs-guidance.png",
         "accuracy-vs-guidance.png",

@@ -58,7 +58,7 @@ fn state(run: &Path) -> Vec<f32> {
     impl ModuleVisitor for Values {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             self.0
-                .extend(param.val().into_data().to_vec::<f32>().unwrap());
+                .extend(param.val().try_into_vec_as::<f32>().unwrap());
         }
     }
     let device = Device::default();
