@@ -67,38 +67,38 @@ pub struct TrainArgs {
     pub preset: String,
     /// Stop after this many optimiser steps in all (default 2000: about 14 minutes for the
     /// default preset on 2 CPU cores).
-    #[arg(long, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..))]
     pub steps: Option<u64>,
     /// Stop after this many minutes of training instead.
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, allow_negative_numbers = true, value_parser = positive_f64)]
     pub minutes: Option<f64>,
     /// Images per step.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub batch_size: Option<u64>,
     /// Peak learning rate.
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, allow_negative_numbers = true, value_parser = positive_f64)]
     pub lr: Option<f64>,
     /// Learning rate after the warm-up: constant (default) or cosine (down to a tenth of the
     /// peak at the last step of a --steps budget).
     #[arg(long, value_parser = ["constant", "cosine"])]
     pub lr_schedule: Option<String>,
     /// Probability of dropping a label, in [0, 1).
-    #[arg(long, value_parser = unit_interval)]
+    #[arg(long, allow_negative_numbers = true, value_parser = unit_interval)]
     pub label_dropout: Option<f64>,
     /// Target EMA decay, in [0, 1).
-    #[arg(long, value_parser = unit_interval)]
+    #[arg(long, allow_negative_numbers = true, value_parser = unit_interval)]
     pub ema_decay: Option<f64>,
     /// Seed of everything random.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Held-out loss every N steps.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub eval_every: Option<u64>,
     /// Test images in the held-out subset.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub eval_images: Option<u64>,
     /// Checkpoint every N steps.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: Option<u64>,
     /// Directory of MNIST-format IDX files (default: the shipped MNIST).
     #[arg(long)]
@@ -110,7 +110,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Euler steps of the sample sheet drawn at the end.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub sample_steps: u64,
 }
 
@@ -127,21 +127,21 @@ pub struct SampleArgs {
     #[arg(long, value_parser = digit_string, conflicts_with_all = ["per_class", "count"])]
     pub labels: Option<Labels>,
     /// Samples per class (default 10).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10000), conflicts_with = "count")]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=10000), conflicts_with = "count")]
     pub per_class: Option<u64>,
     /// This many samples with random labels.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100000))]
     pub count: Option<u64>,
     /// Guidance scale(s), comma-separated; several draw one panel per scale.
-    #[arg(long, default_value_t = Scales(vec![DEFAULT_GUIDANCE]), value_parser = guidance_list)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = Scales(vec![DEFAULT_GUIDANCE]), value_parser = guidance_list)]
     pub guidance: Scales,
     #[command(flatten)]
     pub solver: SolverArgs,
     /// Seed of the starting noise and of random labels.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Images per network batch.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub batch_size: u64,
     /// Output directory.
     #[arg(long, default_value = "samples")]
@@ -157,25 +157,25 @@ pub struct SolverArgs {
           value_parser = ["euler", "midpoint", "heun", "rk4", "dopri5"])]
     pub solver: Vec<String>,
     /// Steps of a fixed-step solver.
-    #[arg(long, default_value_t = DEFAULT_STEPS as u64, conflicts_with = "nfe",
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_STEPS as u64, conflicts_with = "nfe",
           value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub steps: u64,
     /// Evaluations of the guided velocity to spend instead of --steps (fixed-step solvers
     /// take NFE / evaluations-per-step steps; dopri5 takes it as its cap).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100000))]
     pub nfe: Option<u64>,
     /// Relative tolerance of dopri5.
-    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3, value_parser = positive_f64)]
     pub rtol: f64,
     /// Absolute tolerance of dopri5.
-    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3, value_parser = positive_f64)]
     pub atol: f64,
     /// Evaluation cap of dopri5 (unless --nfe gives one).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(7..=1000000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(7..=1000000))]
     pub max_nfe: u64,
     /// Apply guidance only for t in [a, b] and the conditional velocity elsewhere (default
     /// 0.3,1; 0,1 guides everywhere).
-    #[arg(long, value_parser = interval)]
+    #[arg(long, allow_hyphen_values = true, value_parser = interval)]
     pub guidance_interval: Option<(f64, f64)>,
     /// Spacing of the steps: uniform, or dense-end (steps shrink towards t = 1).
     #[arg(long, default_value = "uniform", value_parser = ["uniform", "dense-end"])]
@@ -192,15 +192,15 @@ pub struct TrajectoryArgs {
     #[arg(long, default_value = "0123456789", value_parser = digit_string)]
     pub labels: Labels,
     /// Guidance scale.
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE, value_parser = one_scale)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_GUIDANCE, value_parser = one_scale)]
     pub guidance: f64,
     #[command(flatten)]
     pub solver: SolverArgs,
     /// Seed of the starting noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Columns (times) in the PNG strip.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=100))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=100))]
     pub columns: u64,
     /// Output directory.
     #[arg(long, default_value = "trajectory")]
@@ -214,13 +214,13 @@ pub struct PathArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Index of the training image.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub index: usize,
     /// Number of times between 0 and 1 (inclusive).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=50))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=50))]
     pub times: u64,
     /// Seed of the noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Output PNG.
     #[arg(long, default_value = "path.png")]
@@ -235,13 +235,13 @@ pub struct BenchArgs {
           value_parser = ["small", "full16", "full24", "full32", "reference"])]
     pub presets: Vec<String>,
     /// Timed repetitions of each measurement (after one warm-up).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub repeats: u64,
     /// Training batch size.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub train_batch: u64,
     /// Images per sampling batch (each guided step evaluates twice as many rows).
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub sample_batch: u64,
     /// Print one JSON object per preset instead (step times in seconds).
     #[arg(long, conflicts_with = "solvers")]
@@ -259,19 +259,19 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct TrainClassifierArgs {
     /// Passes over the training set.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub epochs: u64,
     /// Images per step.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub batch_size: u64,
     /// Peak learning rate (warm-up, then cosine decay to zero).
-    #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2e-3, value_parser = positive_f64)]
     pub lr: f64,
     /// Largest random shift of the augmentation, in pixels.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=8))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=8))]
     pub max_shift: u64,
     /// Seed of weights, order and augmentation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Directory of MNIST-format IDX files (default: the shipped MNIST).
     #[arg(long)]
@@ -297,15 +297,15 @@ pub struct EvaluateArgs {
     #[arg(long, default_value = "weights/classifier.mfcl")]
     pub classifier: PathBuf,
     /// Samples per class to draw when sampling.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]
     pub per_class: u64,
     /// Guidance scale.
-    #[arg(long, default_value_t = DEFAULT_GUIDANCE, value_parser = one_scale)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_GUIDANCE, value_parser = one_scale)]
     pub guidance: f64,
     #[command(flatten)]
     pub solver: SolverArgs,
     /// Seed of the starting noise (and of the real subset behind the floor).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Directory of the MNIST-format dataset the samples imitate (default: the shipped MNIST).
     #[arg(long)]
@@ -329,30 +329,30 @@ pub struct SweepArgs {
           value_parser = ["euler", "midpoint", "heun", "rk4"])]
     pub solvers: Vec<String>,
     /// Evaluation budgets, comma-separated.
-    #[arg(long, default_value = "10,20,50,100", value_delimiter = ',',
+    #[arg(long, allow_negative_numbers = true, default_value = "10,20,50,100", value_delimiter = ',',
           value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub nfe: Vec<u64>,
     /// Guidance scales, comma-separated.
-    #[arg(long, default_value = "1,2,3,4,5", value_parser = guidance_list)]
+    #[arg(long, allow_hyphen_values = true, default_value = "1,2,3,4,5", value_parser = guidance_list)]
     pub guidance: Scales,
     /// Apply guidance only for t in [a, b] at every point (default 0.3,1; 0,1 guides
     /// everywhere).
-    #[arg(long, value_parser = interval)]
+    #[arg(long, allow_hyphen_values = true, value_parser = interval)]
     pub guidance_interval: Option<(f64, f64)>,
     /// The scale whose points make the FID-vs-NFE plot.
-    #[arg(long, default_value_t = 3.0, value_parser = one_scale)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 3.0, value_parser = one_scale)]
     pub plot_guidance: f64,
     /// The NFE whose points make the plots against the guidance scale.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub plot_nfe: u64,
     /// Samples per class at each point.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]
     pub per_class: u64,
     /// The classifier whose features the metrics use.
     #[arg(long, default_value = "weights/classifier.mfcl")]
     pub classifier: PathBuf,
     /// Seed of the starting noise (the same at every point).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub seed: u64,
     /// Output directory: sweep.csv and the plots.
     #[arg(long, default_value = "runs/sweep")]

@@ -1,6 +1,7 @@
 //! The integration suite, one test binary: data files, training and checkpoints, and the
 //! command line end to end. Everything runs offline on tiny synthetic data.
 
+mod arguments;
 mod cli;
 mod data_files;
 mod evaluation;
