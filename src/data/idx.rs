@@ -21,6 +21,9 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// The largest payload the reader accepts (1 GiB); larger declared sizes are refused.
 const MAX_PAYLOAD: usize = 1 << 30;
+/// The largest decompressed file the reader accepts: the largest payload behind the longest
+/// header (rank 255). A gzip stream that inflates past it is refused while it inflates.
+const MAX_FILE: usize = MAX_PAYLOAD + 4 + 4 * 255;
 
 /// What went wrong while reading an IDX file. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +116,14 @@ pub enum IdxError {
         /// The number of classes.
         classes: usize,
     },
+    /// The file inflates to more bytes than any accepted IDX file holds.
+    #[error("{path}: decompresses to more than {limit} bytes, more than any accepted IDX file")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most bytes accepted.
+        limit: usize,
+    },
     /// The decompressed content does not match the recorded SHA-256.
     #[error("{path}: checksum mismatch: expected SHA-256 {expected}, found {found}")]
     Checksum {
@@ -136,20 +147,42 @@ pub struct IdxArray {
 
 /// Reads a whole file, transparently decompressing gzip (recognised by its magic bytes).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io = |source| IdxError::Io {
+    let raw = std::fs::read(path).map_err(|source| IdxError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
+    })?;
+    decompress(raw, path)
+}
+
+/// The content of a file's bytes: gzip (recognised by its magic bytes) is inflated, anything
+/// else is returned as it is. Inflation stops with [`IdxError::TooLarge`] past the largest
+/// file the reader accepts, so a small compressed file cannot claim unbounded memory.
+///
+/// `path` is only used in error messages.
+pub fn decompress(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, IdxError> {
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        Ok(out)
+        inflate(&raw, MAX_FILE, path)
     } else {
         Ok(raw)
     }
+}
+
+fn inflate(gz: &[u8], limit: usize, path: &Path) -> Result<Vec<u8>, IdxError> {
+    let mut out = Vec::new();
+    GzDecoder::new(gz)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|source| IdxError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if out.len() > limit {
+        return Err(IdxError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    Ok(out)
 }
 
 /// Parses IDX bytes, requiring the given magic number (which fixes the rank).
@@ -347,6 +380,20 @@ mod tests {
         }
         let err = parse(&bytes, IMAGES_MAGIC, here()).unwrap_err();
         assert!(matches!(err, IdxError::BadDimensions { .. }), "{err}");
+    }
+
+    #[test]
+    fn gzip_that_inflates_past_the_limit_is_refused() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&[0; 1000]).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(inflate(&gz, 1000, here()).unwrap().len(), 1000);
+        let err = inflate(&gz, 999, here()).unwrap_err();
+        assert!(
+            matches!(err, IdxError::TooLarge { limit: 999, .. }),
+            "{err}"
+        );
     }
 
     #[test]

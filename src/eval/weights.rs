@@ -82,17 +82,23 @@ pub fn save(
         payload_len: record.len() as u64,
         payload_sha256: sha256_hex(&record),
     };
-    let json = serde_json::to_vec(&header).expect("the header serialises");
+    crate::atomic::write(path, &encode(&header, &record)).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The bytes of a classifier file: `header` exactly as given, then `record`. Setting the
+/// header's `payload_len` and `payload_sha256` to match `record` is the caller's part.
+pub fn encode(header: &ClassifierHeader, record: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(header).expect("the header serialises");
     let mut out = Vec::with_capacity(20 + json.len() + record.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
-    out.extend_from_slice(&record);
-    crate::atomic::write(path, &out).map_err(|source| WeightsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    out.extend_from_slice(record);
+    out
 }
 
 /// Reads, verifies and builds the classifier in `path`.
@@ -101,6 +107,20 @@ pub fn load(path: &Path, device: &Device) -> Result<(ClassifierHeader, Classifie
         path: path.to_path_buf(),
         source,
     })?;
+    from_bytes(&bytes, path, device)
+}
+
+/// Verifies the bytes of a classifier file and builds the network they hold; `path` is only
+/// used in messages.
+///
+/// The header's network is checked against the record before it is built: one with more
+/// weights than the record has bytes is refused, so that a header cannot make the loader
+/// allocate more than a small multiple of the file.
+pub fn from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<(ClassifierHeader, Classifier), WeightsError> {
     let bad = |detail: String| WeightsError::Format {
         path: path.to_path_buf(),
         detail,
@@ -145,6 +165,16 @@ pub fn load(path: &Path, device: &Device) -> Result<(ClassifierHeader, Classifie
         )));
     }
     header.config.validate().map_err(bad)?;
+    match weight_floor(&header.config) {
+        Some(floor) if floor <= record.len() as u64 => {}
+        floor => {
+            return Err(bad(format!(
+                "the header's network holds {} weights, the record only {} bytes",
+                floor.map_or("more than 2^64".into(), |n| n.to_string()),
+                record.len()
+            )))
+        }
+    }
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record.to_vec()))
         .map_err(|e| bad(format!("weights do not decode: {e}")))?;
     let net = header
@@ -153,6 +183,26 @@ pub fn load(path: &Path, device: &Device) -> Result<(ClassifierHeader, Classifie
         .try_load_record(record)
         .map_err(|e| bad(format!("weights do not fit the header's network: {e}")))?;
     Ok((header, net))
+}
+
+/// The weights of the network's convolutions and linear layers, biases and normalisation
+/// aside (`None` past `u64`): the side is halved twice before the feature layer.
+fn weight_floor(config: &ClassifierConfig) -> Option<u64> {
+    let wide = |n: usize| u64::try_from(n).ok();
+    let [a, b, c] = [
+        wide(config.channels[0])?,
+        wide(config.channels[1])?,
+        wide(config.channels[2])?,
+    ];
+    let (features, side) = (wide(config.features)?, wide(config.image_size / 4)?);
+    let convs = a
+        .checked_add(a.checked_mul(b)?)?
+        .checked_add(b.checked_mul(c)?)?;
+    let flat = c.checked_mul(side)?.checked_mul(side)?;
+    convs
+        .checked_mul(9)?
+        .checked_add(flat.checked_mul(features)?)?
+        .checked_add(features.checked_mul(10)?)
 }
 
 #[cfg(test)]

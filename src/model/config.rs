@@ -155,6 +155,12 @@ impl UNetConfig {
         if self.channels.contains(&0) || self.blocks == 0 || self.embed_dim == 0 {
             return Err("channels, blocks and embed_dim must all be positive".into());
         }
+        if !self.embed_dim.is_multiple_of(2) {
+            return Err(format!(
+                "the time features come in sine/cosine pairs: embed_dim must be even, found {}",
+                self.embed_dim
+            ));
+        }
         if let Norm::Group(g) = self.norm {
             if g == 0 || self.channels.iter().any(|c| c % g != 0) {
                 return Err(format!(

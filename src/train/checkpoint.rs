@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use crate::data::idx::sha256_hex;
 use crate::data::SamplerState;
-use crate::model::UNet;
+use crate::model::{UNet, UNetConfig};
 
 /// First bytes of every checkpoint.
 pub const MAGIC: &[u8; 8] = b"MNFLOWCK";
@@ -225,7 +225,12 @@ impl Checkpoint {
         let header: Header = serde_json::from_slice(header)
             .map_err(|e| format(format!("header is not valid JSON for this version: {e}")))?;
 
-        let declared: u64 = header.sections.iter().map(|(_, n)| *n).sum();
+        // Checked: lengths that wrap around to the payload's size must not reach `split_at`.
+        let declared = header
+            .sections
+            .iter()
+            .try_fold(0u64, |sum, (_, n)| sum.checked_add(*n))
+            .ok_or_else(|| format("section lengths add up past 2^64 bytes".into()))?;
         if declared != payload.len() as u64 {
             return Err(format(format!(
                 "sections declare {declared} bytes, found {} (truncated or padded)",
@@ -277,6 +282,10 @@ impl Checkpoint {
     }
 
     /// Builds the network of the header and loads a section's weights into it.
+    ///
+    /// The header's architecture is checked against the section before anything is built: a
+    /// network with more weights than the section has bytes is refused, so that a header
+    /// cannot make the loader allocate more than a small multiple of the file.
     pub fn model(&self, name: &str, device: &Device) -> Result<UNet, CheckpointError> {
         let bytes = self.section(name)?;
         let arch = |detail: String| CheckpointError::Architecture {
@@ -284,7 +293,18 @@ impl Checkpoint {
             name: name.into(),
             detail,
         };
-        self.header.config.model.validate().map_err(arch)?;
+        let config = &self.header.config.model;
+        config.validate().map_err(arch)?;
+        match weight_floor(config) {
+            Some(floor) if floor <= bytes.len() as u64 => {}
+            floor => {
+                return Err(arch(format!(
+                    "the header's network holds {} weights, the section only {} bytes",
+                    floor.map_or("more than 2^64".into(), |n| format!("at least {n}")),
+                    bytes.len()
+                )))
+            }
+        }
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
             .map_err(|e| arch(format!("{e}")))?;
         self.header
@@ -294,6 +314,35 @@ impl Checkpoint {
             .try_load_record(record)
             .map_err(|e| arch(format!("{e}")))
     }
+}
+
+/// The fewest weights a network of this shape holds (`None` past `u64`), counting only what
+/// every wiring has: at each level, `blocks` residual blocks of two 3×3 convolutions at the
+/// level's width and a conditioning layer from the embedding; the stem and head, 3×3
+/// convolutions over `patch²` channels; conditioning MLPs of at least `embed_dim²` weights.
+/// Every input to the network's size appears, so a bounded floor bounds the network.
+fn weight_floor(config: &UNetConfig) -> Option<u64> {
+    let wide = |n: usize| u64::try_from(n).ok();
+    let (blocks, embed, patch) = (
+        wide(config.blocks)?,
+        wide(config.embed_dim)?,
+        wide(config.patch)?,
+    );
+    let first = wide(*config.channels.first()?)?;
+    let ends = patch
+        .checked_mul(patch)?
+        .checked_mul(first)?
+        .checked_mul(18)?;
+    let mut total = embed.checked_mul(embed)?.checked_add(ends)?;
+    for &channels in &config.channels {
+        let c = wide(channels)?;
+        let block = c
+            .checked_mul(c)?
+            .checked_mul(18)?
+            .checked_add(c.checked_mul(embed)?)?;
+        total = total.checked_add(block.checked_mul(blocks)?)?;
+    }
+    Some(total)
 }
 
 fn payload_digest(sections: &[(String, Vec<u8>)]) -> String {

@@ -8,4 +8,5 @@ mod evaluation;
 mod fixtures;
 mod interop;
 mod interrupts;
+mod robustness;
 mod training;
