@@ -26,8 +26,8 @@ use mnist_flow::train::{Budget, Checkpoint, LrSchedule, Outcome, TrainConfig, Tr
 use mnist_flow::viz::{self, Chart, Panel, Series};
 
 use crate::cli::{
-    BenchArgs, Cli, Command, ExportArgs, PathArgs, SampleArgs, SolverArgs, TrainArgs, TrainClassifierArgs,
-    TrajectoryArgs,
+    BenchArgs, Cli, Command, ExportArgs, PathArgs, SampleArgs, SolverArgs, TrainArgs,
+    TrainClassifierArgs, TrajectoryArgs,
 };
 
 /// Weights shipped with the repository.
@@ -347,7 +347,10 @@ pub(crate) fn load_model(weights: Option<&Path>, raw: bool, device: &Device) -> 
     };
     if path.extension().is_some_and(|e| e == "safetensors") {
         if raw {
-            bail!("--raw needs a checkpoint, but {} holds one set of weights", path.display());
+            bail!(
+                "--raw needs a checkpoint, but {} holds one set of weights",
+                path.display()
+            );
         }
         return Ok(interop::load_safetensors(&path, device)?);
     }
@@ -633,7 +636,7 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
             "threads {threads}, train batch {}, sample batch {} (guided: {} rows per pass), \
              {} repeats",
             args.train_batch,
-        args.sample_batch,
+            args.sample_batch,
             2 * args.sample_batch,
             args.repeats
         );

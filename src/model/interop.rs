@@ -120,24 +120,27 @@ pub fn load_safetensors(path: &Path, device: &Device) -> Result<UNet, InteropErr
     let json = metadata.get(CONFIG_KEY).ok_or(InteropError::NoConfig {
         path: path.to_path_buf(),
     })?;
-    let config: UNetConfig =
-        serde_json::from_str(json).map_err(|e| InteropError::BadConfig {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    config.validate().map_err(|detail| InteropError::BadConfig {
+    let config: UNetConfig = serde_json::from_str(json).map_err(|e| InteropError::BadConfig {
         path: path.to_path_buf(),
-        detail,
+        detail: e.to_string(),
     })?;
+    config
+        .validate()
+        .map_err(|detail| InteropError::BadConfig {
+            path: path.to_path_buf(),
+            detail,
+        })?;
     let mut model = config.init(device);
     let mut store = SafetensorsStore::from_file(path)
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true)
         .validate(false);
-    let result = model.load_from(&mut store).map_err(|e| InteropError::Format {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| InteropError::Format {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
     check_applied(path, &result)?;
     Ok(model)
 }
@@ -201,8 +204,11 @@ fn read_metadata(path: &Path) -> Result<HashMap<String, String>, InteropError> {
     let mut file = std::fs::File::open(path).map_err(read)?;
     let size = file.metadata().map_err(read)?.len();
     let mut prefix = [0u8; 8];
-    file.read_exact(&mut prefix)
-        .map_err(|_| format(format!("{size} bytes, shorter than the 8-byte header length")))?;
+    file.read_exact(&mut prefix).map_err(|_| {
+        format(format!(
+            "{size} bytes, shorter than the 8-byte header length"
+        ))
+    })?;
     let header_len = u64::from_le_bytes(prefix);
     if header_len > size - 8 || header_len > 100 << 20 {
         return Err(format(format!(

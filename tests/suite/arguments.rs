@@ -32,7 +32,11 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("sample", "--rtol", &["x", "0", "-1"]),
     ("sample", "--atol", &["x", "0"]),
     ("sample", "--max-nfe", &["x", "6"]),
-    ("sample", "--guidance-interval", &["x", "0.5", "0.8,0.2", "-0.1,1", "0,1.5"]),
+    (
+        "sample",
+        "--guidance-interval",
+        &["x", "0.5", "0.8,0.2", "-0.1,1", "0,1.5"],
+    ),
     ("sample", "--time-grid", &["log"]),
     ("sample", "--batch-size", &["x", "0"]),
     ("sample", "--weights", &[]),
@@ -77,7 +81,9 @@ fn refuses(args: &[&str], flag: &str) -> Result<(), String> {
         return Err(format!("{args:?} was accepted"));
     }
     if !first.starts_with("error:") || !first.contains(flag) {
-        return Err(format!("{args:?}: the first line does not name {flag}: {first}"));
+        return Err(format!(
+            "{args:?}: the first line does not name {flag}: {first}"
+        ));
     }
     if !out.stdout.is_empty() {
         return Err(format!("{args:?} printed to stdout before failing"));

@@ -119,7 +119,11 @@ fn train_then_sample_leaves_files_that_parse() {
         stderr(&resumed)
     );
     let log = std::fs::read_to_string(run.join("loss.csv")).unwrap();
-    assert_eq!(log.lines().count(), 6, "the resumed run adds steps 4 and 5: {log}");
+    assert_eq!(
+        log.lines().count(),
+        6,
+        "the resumed run adds steps 4 and 5: {log}"
+    );
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["budget"]["steps"], 5, "the extended budget is saved");

@@ -20,10 +20,7 @@ fn tiny() -> UNetConfig {
 fn split(bytes: &[u8]) -> (serde_json::Map<String, serde_json::Value>, Vec<u8>) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    (
-        header.as_object().unwrap().clone(),
-        bytes[8 + n..].to_vec(),
-    )
+    (header.as_object().unwrap().clone(), bytes[8 + n..].to_vec())
 }
 
 fn join(header: &serde_json::Map<String, serde_json::Value>, data: &[u8]) -> Vec<u8> {
@@ -142,7 +139,10 @@ fn damaged_exports_are_refused_naming_the_tensor() {
 
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(load_safetensors(&bad, &device).is_err(), "a truncated file loads");
+    assert!(
+        load_safetensors(&bad, &device).is_err(),
+        "a truncated file loads"
+    );
     std::fs::write(&bad, [0xffu8; 16]).unwrap();
     assert!(matches!(
         load_safetensors(&bad, &device),

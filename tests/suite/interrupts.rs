@@ -57,8 +57,7 @@ fn state(run: &Path) -> Vec<f32> {
     struct Values(Vec<f32>);
     impl ModuleVisitor for Values {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0
-                .extend(param.val().try_into_vec_as::<f32>().unwrap());
+            self.0.extend(param.val().try_into_vec_as::<f32>().unwrap());
         }
     }
     let device = Device::default();
@@ -101,7 +100,11 @@ fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_weights() {
     let straight = tmp.path().join("straight");
     let started = Instant::now();
     let out = start(&data, &straight, false).wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let full = started.elapsed();
 
     let killed = tmp.path().join("killed");
@@ -129,17 +132,32 @@ fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_weights() {
             }
         }
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         break;
     }
     eprintln!("{kills} kills landed, {with_checkpoint} of them after the first checkpoint");
-    assert!(kills >= 5, "only {kills} of 10 kills landed: the run is too short");
-    assert!(with_checkpoint >= 2, "only {with_checkpoint} kills left a checkpoint");
+    assert!(
+        kills >= 5,
+        "only {kills} of 10 kills landed: the run is too short"
+    );
+    assert!(
+        with_checkpoint >= 2,
+        "only {with_checkpoint} kills left a checkpoint"
+    );
     let (a, b) = (state(&killed), state(&straight));
     assert_eq!(a.len(), b.len());
-    let differing = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+    let differing = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count();
     assert_eq!(
-        differing, 0,
+        differing,
+        0,
         "after {kills} kills {differing} of {} parameters differ from the uninterrupted run",
         a.len()
     );
@@ -163,7 +181,10 @@ fn sigterm_and_sigint_save_and_exit_cleanly() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "SIG{name}: {stderr}");
-        assert!(stderr.contains("interrupted at step"), "SIG{name}: {stderr}");
+        assert!(
+            stderr.contains("interrupted at step"),
+            "SIG{name}: {stderr}"
+        );
         let checkpoint = Checkpoint::load(&run.join(CHECKPOINT)).unwrap();
         assert!(checkpoint.header.step < STEPS.parse::<u64>().unwrap());
         assert!(run.join("weights.mfc").is_file());
