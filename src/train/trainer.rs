@@ -125,6 +125,7 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let checkpoint = Checkpoint::load(&dir.join(CHECKPOINT))?;
         let config = checkpoint.header.config.clone();
+        config.validate().map_err(TrainError::Config)?;
         check_size(&config, train)?;
         let autodiff = device.clone().autodiff();
         let model = checkpoint.model("model", &autodiff)?;

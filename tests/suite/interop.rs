@@ -149,3 +149,63 @@ fn damaged_exports_are_refused_naming_the_tensor() {
         Err(InteropError::Format { .. })
     ));
 }
+
+mod damaged_bytes {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    /// An exported tiny network, once per test binary.
+    fn exported() -> &'static [u8] {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        BYTES.get_or_init(|| {
+            let tmp = tempfile::tempdir().unwrap();
+            let file = tmp.path().join("net.safetensors");
+            save_safetensors(&tiny().init(&Device::default()), &file).unwrap();
+            std::fs::read(file).unwrap()
+        })
+    }
+
+    /// Loads `bytes` as a safetensors file; a panic inside fails the property.
+    fn load(bytes: &[u8]) -> Result<(), InteropError> {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("x.safetensors");
+        std::fs::write(&file, bytes).unwrap();
+        load_safetensors(&file, &Device::default()).map(|_| ())
+    }
+
+    #[test]
+    fn a_header_length_past_the_file_is_refused_before_reading() {
+        for declared in [u64::MAX, 1 << 40, exported().len() as u64] {
+            let mut bytes = exported().to_vec();
+            bytes[..8].copy_from_slice(&declared.to_le_bytes());
+            assert!(
+                matches!(load(&bytes), Err(InteropError::Format { .. })),
+                "a header of {declared} bytes"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(Config { failure_persistence: None, ..Config::default() })]
+
+        #[test]
+        fn a_truncated_export_is_an_error(cut in 0usize..1_000_000) {
+            let bytes = exported();
+            let cut = cut % bytes.len();
+            prop_assert!(load(&bytes[..cut]).is_err());
+        }
+
+        #[test]
+        fn flipped_bytes_never_panic(flips in proptest::collection::vec((0usize..1_000_000, 1u8..=255), 1..8)) {
+            let mut bytes = exported().to_vec();
+            for (at, mask) in flips {
+                let i = at % bytes.len();
+                bytes[i] ^= mask;
+            }
+            // A flip in the weights still loads (safetensors has no checksum); any other
+            // damage must come back as an error, not a panic.
+            let _ = load(&bytes);
+        }
+    }
+}
