@@ -146,10 +146,7 @@ pub fn load_safetensors(path: &Path, device: &Device) -> Result<UNet, InteropErr
 }
 
 /// Turns the store's report into the first problem it names, if any.
-pub(crate) fn check_applied(
-    path: &Path,
-    result: &burn::store::ApplyResult,
-) -> Result<(), InteropError> {
+fn check_applied(path: &Path, result: &burn::store::ApplyResult) -> Result<(), InteropError> {
     let path = path.to_path_buf();
     if let Some(error) = result.errors.first() {
         return Err(match error {
@@ -189,45 +186,19 @@ pub(crate) fn check_applied(
     Ok(())
 }
 
-/// The `__metadata__` map of a safetensors header: an 8-byte little-endian length, then that
-/// many bytes of JSON. The length is checked against the file before anything is read.
+/// The `__metadata__` map of a safetensors file, after the safetensors crate has checked the
+/// whole layout (header length against the file, every tensor's offsets).
 fn read_metadata(path: &Path) -> Result<HashMap<String, String>, InteropError> {
-    use std::io::Read;
-    let format = |detail: String| InteropError::Format {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let read = |source| InteropError::Read {
+    let bytes = std::fs::read(path).map_err(|source| InteropError::Read {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = std::fs::File::open(path).map_err(read)?;
-    let size = file.metadata().map_err(read)?.len();
-    let mut prefix = [0u8; 8];
-    file.read_exact(&mut prefix).map_err(|_| {
-        format(format!(
-            "{size} bytes, shorter than the 8-byte header length"
-        ))
     })?;
-    let header_len = u64::from_le_bytes(prefix);
-    if header_len > size - 8 || header_len > 100 << 20 {
-        return Err(format(format!(
-            "header of {header_len} bytes declared in a file of {size} bytes"
-        )));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(read)?;
-    let header: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| format(format!("header JSON: {e}")))?;
-    let mut metadata = HashMap::new();
-    if let Some(map) = header.get("__metadata__").and_then(|m| m.as_object()) {
-        for (key, value) in map {
-            if let Some(text) = value.as_str() {
-                metadata.insert(key.clone(), text.to_string());
-            }
-        }
-    }
-    Ok(metadata)
+    let (_, metadata) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| InteropError::Format {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    Ok(metadata.metadata().clone().unwrap_or_default())
 }
 
 /// A fixed input and the network's velocity there, saved beside exported weights so that

@@ -175,7 +175,7 @@ mod damaged_bytes {
     }
 
     #[test]
-    fn a_header_length_past_the_file_is_refused_before_reading() {
+    fn a_header_length_past_the_file_is_refused() {
         for declared in [u64::MAX, 1 << 40, exported().len() as u64] {
             let mut bytes = exported().to_vec();
             bytes[..8].copy_from_slice(&declared.to_le_bytes());
