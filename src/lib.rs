@@ -15,6 +15,7 @@ pub mod eval;
 pub mod guidance;
 pub mod model;
 pub mod path;
+pub mod record;
 pub mod sample;
 pub mod solver;
 pub mod train;

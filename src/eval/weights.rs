@@ -9,8 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::classifier::{Classifier, ClassifierConfig};
@@ -175,8 +174,7 @@ pub fn from_bytes(
             )))
         }
     }
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(record.to_vec()))
-        .map_err(|e| bad(format!("weights do not decode: {e}")))?;
+    let record = crate::record::decode(record).map_err(bad)?;
     let net = header
         .config
         .init(device)

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
@@ -305,8 +304,7 @@ impl Checkpoint {
                 )))
             }
         }
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-            .map_err(|e| arch(format!("{e}")))?;
+        let record = crate::record::decode(bytes).map_err(arch)?;
         self.header
             .config
             .model
