@@ -39,6 +39,27 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Write weights as safetensors for PyTorch, with the configuration in the metadata.
     Export(ExportArgs),
+    /// Read the notebook's PyTorch weights (.pth) into a `reference` network and write them
+    /// as an mnist-flow weights file.
+    Import(ImportArgs),
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The notebook network's `state_dict`, as `torch.save` wrote it.
+    #[arg(long)]
+    pub pth: PathBuf,
+    /// The entry holding the `state_dict`, when the file is a dictionary of several things
+    /// (e.g. `model_state_dict`).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// The weights file to write (`sample --weights` and the other commands read it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write a fixed input and the network's velocity there (safetensors: x, t, y, v).
+    #[arg(long)]
+    pub probe: Option<PathBuf>,
 }
 
 /// `export`.

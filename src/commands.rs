@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use mnist_flow::data::dataset::{self, to_byte};
 use mnist_flow::data::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
+use mnist_flow::data::sampler::SamplerState;
 use mnist_flow::data::{Dataset, Split};
 use mnist_flow::eval::fit::{fit, FitSettings};
 use mnist_flow::eval::weights as classifier_weights;
@@ -26,7 +27,7 @@ use mnist_flow::train::{Budget, Checkpoint, LrSchedule, Outcome, TrainConfig, Tr
 use mnist_flow::viz::{self, Chart, Panel, Series};
 
 use crate::cli::{
-    BenchArgs, Cli, Command, ExportArgs, PathArgs, SampleArgs, SolverArgs, TrainArgs,
+    BenchArgs, Cli, Command, ExportArgs, ImportArgs, PathArgs, SampleArgs, SolverArgs, TrainArgs,
     TrainClassifierArgs, TrajectoryArgs,
 };
 
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => crate::evaluation::evaluate(args, &device),
         Command::Sweep(args) => crate::sweep::sweep(args, &device),
         Command::Export(args) => export(args, &device),
+        Command::Import(args) => import(args, &device),
     }
 }
 
@@ -363,6 +365,44 @@ fn export(args: ExportArgs, device: &Device) -> Result<()> {
     let model = load_model(args.weights.as_deref(), args.raw, device)?;
     interop::save_safetensors(&model, &args.out)?;
     println!("wrote {}", args.out.display());
+    if let Some(path) = &args.probe {
+        interop::Probe::of(&model, device).save(path)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn import(args: ImportArgs, device: &Device) -> Result<()> {
+    let model = interop::load_notebook(&args.pth, args.key.as_deref(), device)?;
+    let config = model.config().clone();
+    let preset = if config == UNetConfig::reference() {
+        "reference"
+    } else {
+        "reference (other widths)"
+    };
+    let weights = Checkpoint::new(
+        TrainConfig::for_preset(preset, config.clone()),
+        0,
+        SamplerState {
+            seed: 0,
+            epoch: 0,
+            position: 0,
+        },
+        0.0,
+        vec![(
+            "ema".to_string(),
+            mnist_flow::train::checkpoint::module_bytes(&model),
+        )],
+    );
+    weights.save(&args.out)?;
+    println!(
+        "wrote {}: channels {:?}, {} blocks per level, embedding {}, {} parameters",
+        args.out.display(),
+        config.channels,
+        config.blocks,
+        config.embed_dim,
+        trainable_params(&model)
+    );
     if let Some(path) = &args.probe {
         interop::Probe::of(&model, device).save(path)?;
         println!("wrote {}", path.display());

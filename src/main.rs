@@ -1,5 +1,5 @@
 //! The `mnist-flow` command: train, sample, trajectory, path, bench, train-classifier,
-//! evaluate, sweep. Errors end the process with one
+//! evaluate, sweep, export, import. Errors end the process with one
 //! line on stderr and a non-zero exit code.
 
 mod cli;
@@ -16,7 +16,19 @@ fn main() {
         .init();
     let cli = cli::Cli::parse();
     if let Err(err) = commands::run(cli) {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(&err));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, leaving out a cause the message already quotes.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
 }

@@ -2,13 +2,18 @@
 //! burn's own store with PyTorch's conventions (linear weights transposed, norm `gamma`/`beta`
 //! named `weight`/`bias`) and the network's configuration in the file's metadata, so that a
 //! PyTorch module with the same attribute names loads them with `load_state_dict`.
+//!
+//! Weights also come in from the notebook this project grew from: its PyTorch `state_dict`
+//! (`.pth`) is read by burn's PyTorch reader, its names mapped onto ours, and its widths
+//! read off the tensors' shapes, giving a network of the `reference` family.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, Param};
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
 };
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -34,6 +39,14 @@ pub enum InteropError {
         /// The file.
         path: PathBuf,
         /// What was expected and found.
+        detail: String,
+    },
+    /// The bytes are not a PyTorch file burn's reader understands, or lack the entry asked for.
+    #[error("{path} is not a PyTorch state_dict this can read: {detail}")]
+    Pytorch {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said, shortened to a line.
         detail: String,
     },
     /// The metadata does not say which network the tensors belong to.
@@ -143,6 +156,120 @@ pub fn load_safetensors(path: &Path, device: &Device) -> Result<UNet, InteropErr
         })?;
     check_applied(path, &result)?;
     Ok(model)
+}
+
+/// The notebook's names (left, as regular expressions) and ours. They are applied in order,
+/// each to the result of the ones before: first where a tensor sits in the network, then
+/// what it is within a residual block.
+pub const NOTEBOOK_KEYS: [(&str, &str); 17] = [
+    (r"^time_embedder\.weights$", "time.frequencies"),
+    (r"^y_embedder\.", "label.table."),
+    (r"^init_conv\.0\.", "stem."),
+    (r"^encoders\.(\d+)\.res_blocks\.", "down.$1.blocks."),
+    (r"^encoders\.(\d+)\.downsample\.", "down.$1.down."),
+    (r"^midcoder\.res_blocks\.", "bottleneck."),
+    (r"^decoders\.(\d+)\.upsample\.1\.", "up.$1.conv."),
+    (r"^decoders\.(\d+)\.res_blocks\.", "up.$1.blocks."),
+    (r"^final_conv\.", "head."),
+    (r"\.block1\.0\.", ".conv1."),
+    (r"\.block1\.1\.", ".norm1.batch."),
+    (r"\.block2\.0\.", ".conv2."),
+    (r"\.block2\.1\.", ".norm2.batch."),
+    (r"\.time_adapter\.0\.", ".offsets.time.inner."),
+    (r"\.time_adapter\.2\.", ".offsets.time.outer."),
+    (r"\.y_adapter\.0\.", ".offsets.label.inner."),
+    (r"\.y_adapter\.2\.", ".offsets.label.outer."),
+];
+
+/// Reads the notebook's network from a PyTorch `state_dict` file (`key`: the entry holding
+/// it, when the file is a dictionary of several things) into the `reference` configuration
+/// with the widths, depth and embedding size its tensors have. As with safetensors, every
+/// tensor must be there with its shape and nothing else may be (BatchNorm's step counters
+/// aside).
+pub fn load_notebook(
+    path: &Path,
+    key: Option<&str>,
+    device: &Device,
+) -> Result<UNet, InteropError> {
+    if let Err(source) = std::fs::File::open(path) {
+        return Err(InteropError::Read {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    let mut store = PytorchStore::from_file(path)
+        .map_indices_contiguous(false)
+        .allow_partial(true)
+        .validate(false);
+    if let Some(key) = key {
+        store = store.with_top_level_key(key);
+    }
+    for (from, to) in NOTEBOOK_KEYS {
+        store = store.with_key_remapping(from, to);
+    }
+    let shapes: HashMap<String, Vec<usize>> = store
+        .get_all_tensors()
+        .map_err(|e| InteropError::Pytorch {
+            path: path.to_path_buf(),
+            detail: shorten(&e.to_string()),
+        })?
+        .iter()
+        .map(|(name, tensor)| (name.clone(), tensor.shape.to_vec()))
+        .collect();
+    let config = notebook_config(&shapes).map_err(|detail| InteropError::BadConfig {
+        path: path.to_path_buf(),
+        detail,
+    })?;
+    let mut model = config.init(device);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| InteropError::Format {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    check_applied(path, &result)?;
+    Ok(model)
+}
+
+/// `text` cut to a line's length: the reader lists every key it found when one is missing.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 200;
+    match text.char_indices().nth(KEEP) {
+        Some((cut, _)) => format!("{}… ({} more characters)", &text[..cut], text.len() - cut),
+        None => text.to_string(),
+    }
+}
+
+/// The `reference` configuration with the sizes the tensors (under our names) show: the
+/// stem's and each down-sampling convolution's output channels, the number of blocks in the
+/// first level, the label table's width.
+fn notebook_config(shapes: &HashMap<String, Vec<usize>>) -> Result<UNetConfig, String> {
+    let dim = |name: &str, axis: usize| -> Result<usize, String> {
+        let shape = shapes
+            .get(name)
+            .ok_or_else(|| format!("expected the notebook's network, found no tensor `{name}`"))?;
+        shape.get(axis).copied().ok_or_else(|| {
+            format!(
+                "tensor `{name}` should have at least {} axes, found {shape:?}",
+                axis + 1
+            )
+        })
+    };
+    let mut channels = vec![dim("stem.weight", 0)?];
+    while shapes.contains_key(&format!("down.{}.down.weight", channels.len() - 1)) {
+        channels.push(dim(&format!("down.{}.down.weight", channels.len() - 1), 0)?);
+    }
+    let blocks = (0..)
+        .take_while(|b| shapes.contains_key(&format!("down.0.blocks.{b}.conv1.weight")))
+        .count();
+    let config = UNetConfig {
+        channels,
+        blocks,
+        embed_dim: dim("label.table.weight", 1)?,
+        ..UNetConfig::reference()
+    };
+    config.validate()?;
+    Ok(config)
 }
 
 /// Turns the store's report into the first problem it names, if any.

@@ -327,6 +327,46 @@ fn a_corrupt_weights_file_is_refused_in_one_line() {
 }
 
 #[test]
+fn the_notebook_network_imports_into_a_file_that_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pth =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notebook/notebook-tiny.pth");
+    let weights = tmp.path().join("notebook.mfc");
+    let out = mnist_flow(&[
+        "import",
+        "--pth",
+        pth.to_str().unwrap(),
+        "--out",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = mnist_flow(&[
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--labels",
+        "07",
+        "--steps",
+        "2",
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tmp.path().join("o").join("samples.png").is_file());
+
+    let out = mnist_flow(&[
+        "import",
+        "--pth",
+        "/nonexistent/notebook.pth",
+        "--out",
+        weights.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.lines().count() == 1, "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}
+
+#[test]
 fn the_shipped_weights_sample_without_any_setup() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("s");

@@ -209,3 +209,121 @@ mod damaged_bytes {
         }
     }
 }
+
+mod notebook {
+    use std::path::{Path, PathBuf};
+
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use mnist_flow::model::interop::{load_notebook, InteropError};
+    use mnist_flow::model::UNetConfig;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/notebook")
+            .join(name)
+    }
+
+    /// A tensor of the probe the fixture script wrote, as floats and a shape.
+    fn probe(name: &str) -> (Vec<f32>, Vec<usize>) {
+        let bytes = std::fs::read(fixture("probe.safetensors")).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let view = file.tensor(name).unwrap();
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        (values, view.shape().to_vec())
+    }
+
+    #[test]
+    fn the_notebook_network_imports_and_reproduces_the_recorded_velocity() {
+        let device = Device::default();
+        let model = load_notebook(&fixture("notebook-tiny.pth"), None, &device).unwrap();
+        let expected = UNetConfig {
+            channels: vec![4, 8, 8, 16],
+            blocks: 2,
+            embed_dim: 8,
+            ..UNetConfig::reference()
+        };
+        assert_eq!(model.config(), &expected);
+
+        let (x, x_shape) = probe("x");
+        let (t, _) = probe("t");
+        let (y, _) = probe("y");
+        let (v, v_shape) = probe("v");
+        let x = Tensor::<4>::from_data(TensorData::new(x, x_shape.clone()), &device);
+        let t = Tensor::<1>::from_data(TensorData::new(t, [4]), &device);
+        let labels: Vec<i64> = y.iter().map(|&l| l as i64).collect();
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [4]), &device);
+        let found = model
+            .forward(x, t, y)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(v_shape, x_shape);
+        let worst = found
+            .iter()
+            .zip(&v)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let scale = v.iter().map(|a| a.abs()).fold(0.0f32, f32::max);
+        assert!(
+            scale > 0.01,
+            "the recorded velocity is all but zero: {scale}"
+        );
+        assert!(worst < 1e-4, "largest difference {worst}");
+    }
+
+    fn refusal(name: &str) -> String {
+        let err = load_notebook(&fixture(name), None, &Device::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(name) && !text.contains('\n'), "{text}");
+        match err {
+            InteropError::Missing { .. }
+            | InteropError::Unexpected { .. }
+            | InteropError::Shape { .. }
+            | InteropError::Pytorch { .. } => text,
+            other => panic!("unexpected kind of error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_extra_or_misshapen_tensor_is_named() {
+        let missing = refusal("broken-missing.pth");
+        assert!(
+            missing.contains("`up.0.blocks.0.conv2.bias` is missing"),
+            "{missing}"
+        );
+        let extra = refusal("broken-extra.pth");
+        assert!(extra.contains("`extra.weight` is not part"), "{extra}");
+        let shape = refusal("broken-misshapen.pth");
+        assert!(
+            shape.contains("`head.weight`")
+                && shape.contains("[1, 2, 3, 3]")
+                && shape.contains("[1, 2, 5, 5]"),
+            "{shape}"
+        );
+    }
+
+    #[test]
+    fn other_files_and_absent_entries_are_refused_in_a_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let junk = tmp.path().join("junk.pth");
+        std::fs::write(&junk, b"not a pickle at all").unwrap();
+        let err = load_notebook(&junk, None, &Device::default()).unwrap_err();
+        assert!(matches!(err, InteropError::Pytorch { .. }), "{err}");
+
+        let err = load_notebook(
+            &fixture("notebook-tiny.pth"),
+            Some("model_state_dict"),
+            &Device::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("model_state_dict") && text.len() < 400,
+            "{text}"
+        );
+    }
+}
