@@ -4,9 +4,19 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A file that could not be written, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct WriteError {
+    /// The file that was to be written.
+    pub path: PathBuf,
+    /// What the system said.
+    pub source: std::io::Error,
+}
+
 /// Writes `bytes` to `path` atomically. On error nothing is left at `path` that was not
 /// there before, and the temporary file is removed.
-pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -17,7 +27,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    result.map_err(|source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn temp_path(path: &Path) -> PathBuf {

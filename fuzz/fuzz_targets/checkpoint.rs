@@ -1,10 +1,13 @@
-//! Arbitrary bytes through the checkpoint reader, in one of three roles chosen by the first
-//! byte: a whole file; the sizes of the network its header declares; or the weights of a tiny
-//! network. In the last two the file is sealed with a matching SHA-256, which the fuzzer could
-//! never produce by chance, so that the bytes reach the network's construction and burn's
-//! record decoding. Any panic, and any allocation past libFuzzer's limits, is a finding.
+//! Arbitrary bytes through the checkpoint reader, in one of four roles chosen by the first
+//! byte: a whole file; the sizes of the network its header declares; the weights of a tiny
+//! network; or those weights, valid, with bytes flipped. In the last three the file is sealed
+//! with a matching SHA-256, which the fuzzer could never produce by chance, so that the bytes
+//! reach the network's construction and burn's record decoding. Any panic, and any allocation
+//! past libFuzzer's limits, is a finding.
 
 #![no_main]
+
+mod mutate;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -75,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&role, rest)) = data.split_first() else {
         return;
     };
-    match role % 3 {
+    match role % 4 {
         0 => {
             let _ = Checkpoint::from_bytes(rest, path());
         }
@@ -84,6 +87,7 @@ fuzz_target!(|data: &[u8]| {
                 seal_and_load(model, tiny_record().to_vec());
             }
         }
-        _ => seal_and_load(tiny(), rest.to_vec()),
+        2 => seal_and_load(tiny(), rest.to_vec()),
+        _ => seal_and_load(tiny(), mutate::flipped(tiny_record(), rest)),
     }
 });

@@ -179,7 +179,7 @@ impl Reference {
     }
 
     /// Writes the cacheable part for `key`, atomically.
-    pub fn save_cache(&self, path: &Path, key: &str) -> std::io::Result<()> {
+    pub fn save_cache(&self, path: &Path, key: &str) -> Result<(), crate::atomic::WriteError> {
         let points = self.test.points();
         let cache = CacheFile {
             key: key.to_string(),

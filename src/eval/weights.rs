@@ -41,7 +41,7 @@ pub struct ClassifierHeader {
 /// Errors reading or writing a classifier file; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    /// The file could not be read or written.
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -49,6 +49,9 @@ pub enum WeightsError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The file could not be written.
+    #[error(transparent)]
+    Write(#[from] crate::atomic::WriteError),
     /// Not a classifier file of this version, or damaged.
     #[error("{path}: not a usable mnist-flow classifier file: {detail}")]
     Format {
@@ -81,10 +84,7 @@ pub fn save(
         payload_len: record.len() as u64,
         payload_sha256: sha256_hex(&record),
     };
-    crate::atomic::write(path, &encode(&header, &record)).map_err(|source| WeightsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(crate::atomic::write(path, &encode(&header, &record))?)
 }
 
 /// The bytes of a classifier file: `header` exactly as given, then `record`. Setting the

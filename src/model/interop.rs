@@ -129,7 +129,20 @@ pub fn save_safetensors(model: &UNet, path: &Path) -> Result<(), InteropError> {
 /// configuration in the metadata). Every tensor must be present with its exact shape, and
 /// nothing else may be in the file.
 pub fn load_safetensors(path: &Path, device: &Device) -> Result<UNet, InteropError> {
-    let metadata = read_metadata(path)?;
+    let bytes = std::fs::read(path).map_err(|source| InteropError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    safetensors_from_bytes(bytes, path, device)
+}
+
+/// [`load_safetensors`] on the bytes of a file; `path` is only used in messages.
+pub fn safetensors_from_bytes(
+    bytes: Vec<u8>,
+    path: &Path,
+    device: &Device,
+) -> Result<UNet, InteropError> {
+    let metadata = read_metadata(&bytes, path)?;
     let json = metadata.get(CONFIG_KEY).ok_or(InteropError::NoConfig {
         path: path.to_path_buf(),
     })?;
@@ -144,7 +157,7 @@ pub fn load_safetensors(path: &Path, device: &Device) -> Result<UNet, InteropErr
             detail,
         })?;
     let mut model = config.init(device);
-    let mut store = SafetensorsStore::from_file(path)
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true)
         .validate(false);
@@ -315,13 +328,9 @@ fn check_applied(path: &Path, result: &burn::store::ApplyResult) -> Result<(), I
 
 /// The `__metadata__` map of a safetensors file, after the safetensors crate has checked the
 /// whole layout (header length against the file, every tensor's offsets).
-fn read_metadata(path: &Path) -> Result<HashMap<String, String>, InteropError> {
-    let bytes = std::fs::read(path).map_err(|source| InteropError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+fn read_metadata(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>, InteropError> {
     let (_, metadata) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| InteropError::Format {
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| InteropError::Format {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;

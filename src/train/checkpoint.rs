@@ -26,7 +26,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Errors reading or writing a checkpoint; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// The file could not be read or written.
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -34,6 +34,9 @@ pub enum CheckpointError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The file could not be written.
+    #[error(transparent)]
+    Write(#[from] crate::atomic::WriteError),
     /// The bytes are not a checkpoint of this format.
     #[error("{path}: not a mnist-flow checkpoint: {detail}")]
     Format {
@@ -175,10 +178,7 @@ impl Checkpoint {
 
     /// Writes the file atomically.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        crate::atomic::write(path, &self.to_bytes()).map_err(|source| CheckpointError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        Ok(crate::atomic::write(path, &self.to_bytes())?)
     }
 
     /// Reads and verifies a file.

@@ -40,13 +40,8 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// The loss log could not be written.
-    #[error("{path}: {source}")]
-    Log {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Log(#[from] crate::atomic::WriteError),
     /// Settings that cannot be used.
     #[error("invalid training settings: {0}")]
     Config(String),
@@ -388,10 +383,7 @@ fn write_log(path: &Path, rows: &[LogRow]) -> Result<(), TrainError> {
             r.step, r.loss, heldout, r.learning_rate, r.images_per_sec
         ));
     }
-    crate::atomic::write(path, text.as_bytes()).map_err(|source| TrainError::Log {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(crate::atomic::write(path, text.as_bytes())?)
 }
 
 /// Reads a loss log written by a run; unreadable rows are skipped.

@@ -131,7 +131,7 @@ impl Canvas {
     }
 
     /// Writes the canvas as a PNG file, atomically.
-    pub fn save_png(&self, path: &Path) -> std::io::Result<()> {
+    pub fn save_png(&self, path: &Path) -> Result<(), crate::atomic::WriteError> {
         crate::atomic::write(path, &self.to_png())
     }
 }

@@ -8,5 +8,6 @@ mod evaluation;
 mod fixtures;
 mod interop;
 mod interrupts;
+mod output_paths;
 mod robustness;
 mod training;
