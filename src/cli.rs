@@ -121,6 +121,10 @@ pub struct TrainArgs {
     /// Checkpoint every N steps.
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: Option<u64>,
+    /// Also keep the weights every N steps as weights-step<N>.mfc (step budgets only), to
+    /// evaluate how quality grows with training.
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_every: Option<u64>,
     /// Directory of MNIST-format IDX files (default: the shipped MNIST).
     #[arg(long)]
     pub data: Option<PathBuf>,

@@ -149,8 +149,11 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("cannot install the handler for Ctrl-C and SIGTERM")?;
 
-    let outcome = run_with_progress(&mut trainer, budget, &stop)?;
-    write_weights(&trainer, &out)?;
+    let outcome = match args.keep_every {
+        None => run_with_progress(&mut trainer, budget, &stop)?,
+        Some(every) => run_keeping_weights(&mut trainer, budget, every, &stop, &out)?,
+    };
+    write_weights(&trainer, &out.join("weights.mfc"))?;
     plot_losses(&out)?;
     if outcome == Outcome::Interrupted {
         log::info!(
@@ -279,10 +282,38 @@ fn run_with_progress(trainer: &mut Trainer, budget: Budget, stop: &AtomicBool) -
     Ok(outcome?)
 }
 
-/// Writes `weights.mfc`: config and EMA only, the file to ship or share.
-fn write_weights(trainer: &Trainer, out: &Path) -> Result<()> {
+/// Trains to a step budget in stretches of `every` steps, writing the weights at the end of
+/// each as `weights-step<N>.mfc`. The stretches change nothing about the run: its schedule
+/// follows the configured budget, and the weights at step N are those of a run stopped there.
+fn run_keeping_weights(
+    trainer: &mut Trainer,
+    budget: Budget,
+    every: u64,
+    stop: &AtomicBool,
+    out: &Path,
+) -> Result<Outcome> {
+    let Budget::Steps(total) = budget else {
+        bail!("--keep-every needs a budget in steps (--steps), not in minutes");
+    };
+    loop {
+        let target = ((trainer.step() / every + 1) * every).min(total);
+        let outcome = run_with_progress(trainer, Budget::Steps(target), stop)?;
+        if outcome == Outcome::Interrupted {
+            return Ok(outcome);
+        }
+        write_weights(trainer, &out.join(format!("weights-step{target}.mfc")))?;
+        if target >= total {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// Writes a weights file (config and EMA only), the file to ship or share, to `path` in the
+/// run directory.
+fn write_weights(trainer: &Trainer, path: &Path) -> Result<()> {
     let bytes = mnist_flow::train::checkpoint::module_bytes(trainer.ema());
-    let state = Checkpoint::load(&out.join(CHECKPOINT))?.header;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let state = Checkpoint::load(&dir.join(CHECKPOINT))?.header;
     let weights = Checkpoint::new(
         trainer.config().clone(),
         trainer.step(),
@@ -290,7 +321,7 @@ fn write_weights(trainer: &Trainer, out: &Path) -> Result<()> {
         state.seconds,
         vec![("ema".to_string(), bytes)],
     );
-    weights.save(&out.join("weights.mfc"))?;
+    weights.save(path)?;
     Ok(())
 }
 

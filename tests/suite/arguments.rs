@@ -19,6 +19,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("train", "--eval-every", &["x", "0"]),
     ("train", "--eval-images", &["x", "0", "10001"]),
     ("train", "--checkpoint-every", &["x", "0"]),
+    ("train", "--keep-every", &["x", "0", "-3"]),
     ("train", "--sample-steps", &["x", "0", "10001"]),
     ("train", "--data", &[]),
     ("train", "--out", &[]),
@@ -68,6 +69,10 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("sweep", "--per-class", &["x", "1"]),
     ("export", "--out", &[]),
     ("export", "--probe", &[]),
+    ("import", "--pth", &[]),
+    ("import", "--key", &[]),
+    ("import", "--out", &[]),
+    ("import", "--probe", &[]),
 ];
 
 fn refuses(args: &[&str], flag: &str) -> Result<(), String> {

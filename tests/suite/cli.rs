@@ -327,6 +327,76 @@ fn a_corrupt_weights_file_is_refused_in_one_line() {
 }
 
 #[test]
+fn kept_weights_are_those_of_a_run_stopped_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_dataset(&data, &synthetic(20));
+    let (long, short) = (tmp.path().join("long"), tmp.path().join("short"));
+    let out = mnist_flow(&[
+        "train",
+        "--data",
+        text(&data),
+        "--out",
+        text(&long),
+        "--steps",
+        "4",
+        "--keep-every",
+        "2",
+        "--batch-size",
+        "4",
+        "--eval-images",
+        "4",
+        "--sample-steps",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = mnist_flow(&[
+        "train",
+        "--data",
+        text(&data),
+        "--out",
+        text(&short),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--eval-images",
+        "4",
+        "--sample-steps",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let device = burn::tensor::Device::default();
+    // The network's velocity on a fixed input stands for its weights.
+    let velocity = |path: &Path| -> Vec<f32> {
+        let checkpoint = mnist_flow::train::Checkpoint::load(path).unwrap();
+        let model = checkpoint.model("ema", &device).unwrap();
+        let probe = mnist_flow::model::interop::Probe::of(&model, &device);
+        probe.v.val().into_data().try_to_vec().unwrap()
+    };
+    let same = |a: &str, b: &Path| velocity(&long.join(a)) == velocity(b);
+    assert!(same("weights-step2.mfc", &short.join("weights.mfc")));
+    assert!(same("weights-step4.mfc", &long.join("weights.mfc")));
+    assert!(!same("weights-step2.mfc", &long.join("weights-step4.mfc")));
+
+    let out = mnist_flow(&[
+        "train",
+        "--data",
+        text(&data),
+        "--minutes",
+        "1",
+        "--keep-every",
+        "2",
+    ]);
+    assert!(!out.status.success());
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
 fn the_notebook_network_imports_into_a_file_that_samples() {
     let tmp = tempfile::tempdir().unwrap();
     let pth =
