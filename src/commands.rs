@@ -727,6 +727,7 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
         };
         let dir = std::env::temp_dir().join(format!("mnist-flow-bench-{}", std::process::id()));
         let mut trainer = Trainer::new(config, &synthetic, &synthetic.head(16), &dir, device)?;
+        reset_peak_memory();
         let mut train_secs = Vec::new();
         for i in 0..=args.repeats {
             let started = Instant::now();
@@ -736,7 +737,10 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
             }
         }
 
+        let train_peak = peak_memory_mib();
         let ema = trainer.ema().clone();
+        drop(trainer);
+        reset_peak_memory();
         let labels: Vec<u8> = (0..args.sample_batch).map(|i| (i % 10) as u8).collect();
         // One guided step: guidance everywhere, so the step is a full batched pass.
         let settings = SampleSettings {
@@ -753,9 +757,15 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
                 sample_secs.push(started.elapsed().as_secs_f64());
             }
         }
+        let sample_peak = peak_memory_mib();
         let (tmin, tmed) = min_median(&mut train_secs);
         let (smin, smed) = min_median(&mut sample_secs);
         let params = trainable_params(&ema);
+        // A training step: forward and backward (about twice the forward) over the batch; a
+        // guided step: one forward pass over twice the batch.
+        let flops = model.forward_flops() as f64;
+        let train_gflops = 3.0 * flops * args.train_batch as f64 / tmed / 1e9;
+        let sample_gflops = 2.0 * flops * args.sample_batch as f64 / smed / 1e9;
         if args.json {
             let line = serde_json::json!({
                 "preset": preset,
@@ -765,19 +775,30 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
                 "sample_batch": args.sample_batch,
                 "train_step_s": { "min": tmin, "median": tmed },
                 "guided_step_s": { "min": smin, "median": smed },
+                "forward_flops_per_image": flops,
+                "train_gflops": train_gflops,
+                "guided_gflops": sample_gflops,
+                "train_peak_mib": train_peak,
+                "guided_peak_mib": sample_peak,
             });
             println!("{line}");
             continue;
         }
+        let mib = |m: Option<f64>| m.map_or("?".to_string(), |m| format!("{m:.0}"));
         println!(
-            "{preset:>9}: {params} params | train step min {:.3} s median {:.3} s = {:.1} images/s \
-             | guided sampling step min {:.3} s median {:.3} s = {:.1} image-steps/s",
+            "{preset:>9}: {params} params, {:.1} MFLOP/image forward\n           train step min \
+             {:.3} s median {:.3} s = {:.1} images/s, {train_gflops:.1} GFLOP/s, peak {} MiB\n           \
+             guided sampling step min {:.3} s median {:.3} s = {:.1} image-steps/s, \
+             {sample_gflops:.1} GFLOP/s, peak {} MiB",
+            flops / 1e6,
             tmin,
             tmed,
             args.train_batch as f64 / tmed,
+            mib(train_peak),
             smin,
             smed,
-            args.sample_batch as f64 / smed
+            args.sample_batch as f64 / smed,
+            mib(sample_peak),
         );
     }
     if args.solvers {
@@ -787,6 +808,19 @@ fn bench(args: BenchArgs, device: &Device) -> Result<()> {
 }
 
 /// Sampling throughput of each solver at fixed NFE with trained weights.
+/// Starts a new peak of resident memory (Linux; elsewhere nothing happens).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident memory since the last reset, in MiB (Linux only).
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 fn bench_solvers(weights: Option<&Path>, batch: usize, device: &Device) -> Result<()> {
     let model = load_model(weights, false, device)?;
     let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
