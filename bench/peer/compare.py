@@ -78,6 +78,19 @@ def table(preset, results, args):
         t, f = torch_s[key], flow_s[key]
         ratio = f"{t['min'] / f['min']:.2f} / {t['median'] / f['median']:.2f}"
         print(f"{label:<12}{seconds(t):>24}{seconds(f):>26}{ratio:>22}")
+    # The same network on both sides, so mnist-flow's count of its FLOPs serves both.
+    flops = flow_runs[0].get("forward_flops_per_image")
+    if flops:
+        work = {
+            "train_step_s": 3 * flops * args.train_batch,
+            "guided_step_s": 2 * flops * args.sample_batch,
+        }
+        rates = [
+            f"{label} {work[key] / torch_s[key]['median'] / 1e9:.1f} / "
+            f"{work[key] / flow_s[key]['median'] / 1e9:.1f}"
+            for label, key in MEASURES
+        ]
+        print(f"GFLOP/s at the median, PyTorch / mnist-flow: {'; '.join(rates)}")
     return agree
 
 
