@@ -156,19 +156,12 @@ pub fn safetensors_from_bytes(
             path: path.to_path_buf(),
             detail,
         })?;
-    let mut model = config.init(device);
+    let model = config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true)
         .validate(false);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| InteropError::Format {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    check_applied(path, &result)?;
-    Ok(model)
+    apply(model, &mut store, path)
 }
 
 /// The notebook's names (left, as regular expressions) and ours. They are applied in order,
@@ -233,15 +226,7 @@ pub fn load_notebook(
         path: path.to_path_buf(),
         detail,
     })?;
-    let mut model = config.init(device);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| InteropError::Format {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    check_applied(path, &result)?;
-    Ok(model)
+    apply(config.init(device), &mut store, path)
 }
 
 /// `text` cut to a line's length: the reader lists every key it found when one is missing.
@@ -283,6 +268,19 @@ fn notebook_config(shapes: &HashMap<String, Vec<usize>>) -> Result<UNetConfig, S
     };
     config.validate()?;
     Ok(config)
+}
+
+/// Loads `store`'s tensors into `model`, refusing the first missing, extra or misshapen one.
+fn apply<S: ModuleStore>(mut model: UNet, store: &mut S, path: &Path) -> Result<UNet, InteropError>
+where
+    S::Error: std::fmt::Display,
+{
+    let result = model.load_from(store).map_err(|e| InteropError::Format {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    check_applied(path, &result)?;
+    Ok(model)
 }
 
 /// Turns the store's report into the first problem it names, if any.

@@ -332,40 +332,16 @@ fn kept_weights_are_those_of_a_run_stopped_there() {
     let data = tmp.path().join("data");
     write_dataset(&data, &synthetic(20));
     let (long, short) = (tmp.path().join("long"), tmp.path().join("short"));
-    let out = mnist_flow(&[
-        "train",
-        "--data",
-        text(&data),
-        "--out",
-        text(&long),
-        "--steps",
-        "4",
-        "--keep-every",
-        "2",
-        "--batch-size",
-        "4",
-        "--eval-images",
-        "4",
-        "--sample-steps",
-        "1",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = mnist_flow(&[
-        "train",
-        "--data",
-        text(&data),
-        "--out",
-        text(&short),
-        "--steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--eval-images",
-        "4",
-        "--sample-steps",
-        "1",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let quick = |out: &Path, steps: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--data", text(&data), "--out", text(out)];
+        args.extend(["--steps", steps, "--batch-size", "4", "--eval-images", "4"]);
+        args.extend(["--sample-steps", "1"]);
+        args.extend(extra);
+        let done = mnist_flow(&args);
+        assert!(done.status.success(), "{}", stderr(&done));
+    };
+    quick(&long, "4", &["--keep-every", "2"]);
+    quick(&short, "2", &[]);
 
     let device = burn::tensor::Device::default();
     // The network's velocity on a fixed input stands for its weights.
