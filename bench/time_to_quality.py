@@ -26,6 +26,9 @@ def main():
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--seconds-per-step", type=float, required=True)
     parser.add_argument("--mnist-flow", default="target/release/mnist-flow")
+    parser.add_argument(
+        "--only", help="comma-separated steps to evaluate (default: every kept file)"
+    )
     parser.add_argument("--csv", type=Path, default=ROOT / "docs/time-to-quality.csv")
     parser.add_argument(
         "--plot", type=Path, default=ROOT / "docs/pictures/time-to-quality.png"
@@ -37,6 +40,9 @@ def main():
         for p in args.run.glob("weights-step*.mfc")
         if (m := re.fullmatch(r"weights-step(\d+)\.mfc", p.name))
     )
+    if args.only:
+        wanted = {int(step) for step in args.only.split(",")}
+        kept = [(step, path) for step, path in kept if step in wanted]
     if not kept:
         sys.exit(f"no weights-step<N>.mfc in {args.run}: train with --keep-every")
     rows = []
