@@ -9,6 +9,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Conditioning, Norm};
+use super::conv;
 use super::embed::Mlp;
 
 /// The conditioning a block receives, computed once per forward pass.
@@ -129,7 +130,7 @@ impl ResBlock {
     /// # Shapes
     /// - `x`: `[batch, channels, h, w]` → same
     pub fn forward(&self, x: Tensor<4>, context: &Context) -> Tensor<4> {
-        let h = silu(self.norm1.forward(self.conv1.forward(x.clone())));
+        let h = silu(self.norm1.forward(conv::forward(&self.conv1, x.clone())));
 
         let [batch, channels, _, _] = h.dims();
         let h = h + self
@@ -137,7 +138,7 @@ impl ResBlock {
             .forward(context)
             .reshape([batch, channels, 1, 1]);
 
-        let h = silu(self.norm2.forward(self.conv2.forward(h)));
+        let h = silu(self.norm2.forward(conv::forward(&self.conv2, h)));
         h + x
     }
 }

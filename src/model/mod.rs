@@ -2,6 +2,7 @@
 
 pub mod block;
 pub mod config;
+pub mod conv;
 pub mod embed;
 pub mod interop;
 pub mod unet;

@@ -1,0 +1,419 @@
+//! The 3×3 convolution (padding 1, stride 1 or 2) on the CPU, on plain `f32` slices in NCHW
+//! order: forward, input gradient, weight gradient and bias gradient.
+//!
+//! Each image is unfolded into a `[cin·9, oh·ow]` matrix of patches (im2col), and every pass
+//! is one matrix product per image on that matrix:
+//!
+//! - forward: `y_b = W · cols_b + bias`, written straight into the NCHW output;
+//! - input gradient: `dcols_b = Wᵀ · dy_b`, folded back onto the input (col2im);
+//! - weight gradient: `dW = Σ_b dy_b · cols_bᵀ`, each thread summing its share of the batch.
+//!
+//! Images are spread over the rayon threads and each product runs on one thread, so a step
+//! of a small network keeps both cores busy without splitting tiny matrices.
+
+use rayon::prelude::*;
+
+/// Sizes of one 3×3 convolution with padding 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// 1 or 2.
+    pub stride: usize,
+}
+
+impl Geometry {
+    /// Output height.
+    pub fn oh(&self) -> usize {
+        (self.h + 2 - 3) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn ow(&self) -> usize {
+        (self.w + 2 - 3) / self.stride + 1
+    }
+
+    /// Rows of an unfolded image: one per input channel and kernel tap.
+    fn taps(&self) -> usize {
+        self.cin * 9
+    }
+
+    /// Output pixels of one image.
+    fn pixels(&self) -> usize {
+        self.oh() * self.ow()
+    }
+
+    fn input_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+
+    fn output_len(&self) -> usize {
+        self.cout * self.pixels()
+    }
+}
+
+/// For output column `o` and tap offset `k` (0, 1, 2), the input column, if inside.
+#[inline]
+fn source(o: usize, k: usize, stride: usize, len: usize) -> Option<usize> {
+    (o * stride + k).checked_sub(1).filter(|&i| i < len)
+}
+
+/// Unfolds one image `[cin, h, w]` into `cols`, `[cin·9, oh·ow]`.
+fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let (oh, ow, s) = (g.oh(), g.ow(), g.stride);
+    for (row, out) in cols.chunks_exact_mut(oh * ow).enumerate() {
+        let (c, kh, kw) = (row / 9, row / 3 % 3, row % 3);
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for (oy, line) in out.chunks_exact_mut(ow).enumerate() {
+            let Some(iy) = source(oy, kh, s, g.h) else {
+                line.fill(0.0);
+                continue;
+            };
+            let src = &plane[iy * g.w..(iy + 1) * g.w];
+            if s == 1 {
+                // Columns ox read ox + kw − 1: a shifted copy with at most one zero at an end.
+                match kw {
+                    0 => {
+                        line[0] = 0.0;
+                        line[1..].copy_from_slice(&src[..ow - 1]);
+                    }
+                    1 => line.copy_from_slice(&src[..ow]),
+                    _ => {
+                        line[..ow - 1].copy_from_slice(&src[1..ow]);
+                        line[ow - 1] = 0.0;
+                    }
+                }
+            } else {
+                for (ox, v) in line.iter_mut().enumerate() {
+                    *v = source(ox, kw, s, g.w).map_or(0.0, |ix| src[ix]);
+                }
+            }
+        }
+    }
+}
+
+/// Adds the unfolded gradient `cols`, `[cin·9, oh·ow]`, back onto one image `[cin, h, w]`.
+fn col2im(cols: &[f32], g: &Geometry, dx: &mut [f32]) {
+    let (oh, ow, s) = (g.oh(), g.ow(), g.stride);
+    dx.fill(0.0);
+    for (row, src) in cols.chunks_exact(oh * ow).enumerate() {
+        let (c, kh, kw) = (row / 9, row / 3 % 3, row % 3);
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for (oy, line) in src.chunks_exact(ow).enumerate() {
+            let Some(iy) = source(oy, kh, s, g.h) else {
+                continue;
+            };
+            let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+            if s == 1 {
+                let (d, l) = match kw {
+                    0 => (&mut dst[..ow - 1], &line[1..]),
+                    1 => (&mut dst[..ow], &line[..]),
+                    _ => (&mut dst[1..ow], &line[..ow - 1]),
+                };
+                d.iter_mut().zip(l).for_each(|(d, l)| *d += l);
+            } else {
+                for (ox, v) in line.iter().enumerate() {
+                    if let Some(ix) = source(ox, kw, s, g.w) {
+                        dst[ix] += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Row-major matrix view: pointer, rows, columns, row stride, column stride.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+impl Mat {
+    fn rows(s: &[f32], cols: usize) -> Self {
+        Self {
+            ptr: s.as_ptr(),
+            rs: cols as isize,
+            cs: 1,
+        }
+    }
+
+    fn transposed(s: &[f32], cols: usize) -> Self {
+        Self {
+            ptr: s.as_ptr(),
+            rs: 1,
+            cs: cols as isize,
+        }
+    }
+}
+
+/// `dst[m×n] (+)= a[m×k] · b[k×n]` on the calling thread; `dst` is row-major.
+fn matmul(dst: &mut [f32], accumulate: bool, a: Mat, b: Mat, m: usize, k: usize, n: usize) {
+    debug_assert_eq!(dst.len(), m * n);
+    // SAFETY: `dst` holds m×n elements; the callers build `a` and `b` over slices holding
+    // m×k and k×n elements with these strides, and `dst` aliases neither.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.ptr,
+            a.cs,
+            a.rs,
+            b.ptr,
+            b.cs,
+            b.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Checks that the slices fit the geometry.
+fn check(g: &Geometry, x: Option<&[f32]>, w: Option<&[f32]>, y: Option<&[f32]>) {
+    assert!(
+        g.stride == 1 || g.stride == 2,
+        "stride {} unsupported",
+        g.stride
+    );
+    assert!(g.h >= 1 && g.w >= 1, "empty image");
+    if let Some(x) = x {
+        assert_eq!(x.len(), g.batch * g.input_len(), "input length");
+    }
+    if let Some(w) = w {
+        assert_eq!(w.len(), g.cout * g.taps(), "weight length");
+    }
+    if let Some(y) = y {
+        assert_eq!(y.len(), g.batch * g.output_len(), "output gradient length");
+    }
+}
+
+/// `y = conv(x, weight) + bias`: `x` `[batch, cin, h, w]`, `weight` `[cout, cin, 3, 3]`,
+/// `bias` `[cout]`; returns `[batch, cout, oh, ow]`.
+pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32> {
+    check(g, Some(x), Some(weight), None);
+    assert_eq!(bias.len(), g.cout, "bias length");
+    let (k, p) = (g.taps(), g.pixels());
+    let mut y = vec![0.0; g.batch * g.output_len()];
+    y.par_chunks_mut(g.output_len())
+        .zip(x.par_chunks(g.input_len()))
+        .for_each_init(
+            || vec![0.0; k * p],
+            |cols, (y, x)| {
+                im2col(x, g, cols);
+                for (row, b) in y.chunks_exact_mut(p).zip(bias) {
+                    row.fill(*b);
+                }
+                matmul(
+                    y,
+                    true,
+                    Mat::rows(weight, k),
+                    Mat::rows(cols, p),
+                    g.cout,
+                    k,
+                    p,
+                );
+            },
+        );
+    y
+}
+
+/// The gradient of the loss with respect to `x`, given its gradient `dy` with respect to the
+/// output; `[batch, cin, h, w]`.
+pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    check(g, None, Some(weight), Some(dy));
+    let (k, p) = (g.taps(), g.pixels());
+    let mut dx = vec![0.0; g.batch * g.input_len()];
+    dx.par_chunks_mut(g.input_len())
+        .zip(dy.par_chunks(g.output_len()))
+        .for_each_init(
+            || vec![0.0; k * p],
+            |cols, (dx, dy)| {
+                matmul(
+                    cols,
+                    false,
+                    Mat::transposed(weight, k),
+                    Mat::rows(dy, p),
+                    k,
+                    g.cout,
+                    p,
+                );
+                col2im(cols, g, dx);
+            },
+        );
+    dx
+}
+
+/// The gradient with respect to the weight, `[cout, cin, 3, 3]`.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    check(g, Some(x), None, Some(dy));
+    let (k, p) = (g.taps(), g.pixels());
+    let shares = rayon::current_num_threads().clamp(1, g.batch.max(1));
+    let per = g.batch.div_ceil(shares).max(1);
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(per * g.input_len())
+        .zip(dy.par_chunks(per * g.output_len()))
+        .map(|(x, dy)| {
+            let mut dw = vec![0.0; g.cout * k];
+            let mut cols = vec![0.0; k * p];
+            for (i, (x, dy)) in x
+                .chunks_exact(g.input_len())
+                .zip(dy.chunks_exact(g.output_len()))
+                .enumerate()
+            {
+                im2col(x, g, &mut cols);
+                matmul(
+                    &mut dw,
+                    i > 0,
+                    Mat::rows(dy, p),
+                    Mat::transposed(&cols, p),
+                    g.cout,
+                    p,
+                    k,
+                );
+            }
+            dw
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut dw = partials.next().unwrap_or_else(|| vec![0.0; g.cout * k]);
+    for part in partials {
+        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// The gradient with respect to the bias, `[cout]`: `dy` summed over images and pixels.
+pub fn bias_grad(dy: &[f32], g: &Geometry) -> Vec<f32> {
+    check(g, None, None, Some(dy));
+    let p = g.pixels();
+    let mut db = vec![0.0f64; g.cout];
+    for image in dy.chunks_exact(g.output_len()) {
+        for (d, row) in db.iter_mut().zip(image.chunks_exact(p)) {
+            *d += row.iter().map(|&v| v as f64).sum::<f64>();
+        }
+    }
+    db.into_iter().map(|v| v as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one multiply-add at a time.
+    fn naive(x: &[f32], w: &[f32], b: &[f32], g: &Geometry) -> Vec<f32> {
+        let (oh, ow) = (g.oh(), g.ow());
+        let mut y = vec![0.0; g.batch * g.cout * oh * ow];
+        for n in 0..g.batch {
+            for co in 0..g.cout {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b[co] as f64;
+                        for ci in 0..g.cin {
+                            for kh in 0..3 {
+                                for kw in 0..3 {
+                                    let (Some(iy), Some(ix)) = (
+                                        source(oy, kh, g.stride, g.h),
+                                        source(ox, kw, g.stride, g.w),
+                                    ) else {
+                                        continue;
+                                    };
+                                    acc += (x[((n * g.cin + ci) * g.h + iy) * g.w + ix]
+                                        * w[((co * g.cin + ci) * 3 + kh) * 3 + kw])
+                                        as f64;
+                                }
+                            }
+                        }
+                        y[((n * g.cout + co) * oh + oy) * ow + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum()
+    }
+
+    fn geometries() -> Vec<Geometry> {
+        let mut out = Vec::new();
+        for (h, w) in [(5, 7), (6, 6), (2, 3)] {
+            for stride in [1, 2] {
+                out.push(Geometry {
+                    batch: 3,
+                    cin: 2,
+                    cout: 4,
+                    h,
+                    w,
+                    stride,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in geometries() {
+            let x = values(g.batch * g.input_len(), 1);
+            let w = values(g.cout * g.taps(), 2);
+            let b = values(g.cout, 3);
+            let fast = forward(&x, &w, &b, &g);
+            let slow = naive(&x, &w, &b, &g);
+            let err = fast
+                .iter()
+                .zip(&slow)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(err < 1e-5, "{g:?}: {err}");
+        }
+    }
+
+    /// The gradients are the adjoints of the forward map: for any `dy`,
+    /// `⟨dy, conv(x, w)⟩` = `⟨input_grad(dy), x⟩` = `⟨weight_grad(dy), w⟩` (bias zero).
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward_map() {
+        for g in geometries() {
+            let x = values(g.batch * g.input_len(), 4);
+            let w = values(g.cout * g.taps(), 5);
+            let zero = vec![0.0; g.cout];
+            let dy = values(g.batch * g.output_len(), 6);
+            let y = naive(&x, &w, &zero, &g);
+            let lhs = dot(&dy, &y);
+            let by_x = dot(&input_grad(&w, &dy, &g), &x);
+            let by_w = dot(&weight_grad(&x, &dy, &g), &w);
+            assert!((lhs - by_x).abs() < 1e-3, "{g:?}: {lhs} vs {by_x}");
+            assert!((lhs - by_w).abs() < 1e-3, "{g:?}: {lhs} vs {by_w}");
+            let ones = vec![1.0; g.batch * g.output_len()];
+            let db = bias_grad(&ones, &g);
+            assert!(db.iter().all(|&v| v == (g.batch * g.pixels()) as f32));
+        }
+    }
+}
