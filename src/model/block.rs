@@ -9,8 +9,8 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Conditioning, Norm};
-use super::conv;
 use super::embed::Mlp;
+use super::kernels;
 
 /// The conditioning a block receives, computed once per forward pass.
 #[derive(Debug, Clone)]
@@ -47,10 +47,11 @@ impl NormLayer {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// `silu(norm(x))`.
+    fn forward_silu(&self, x: Tensor<4>) -> Tensor<4> {
         match (&self.batch, &self.group) {
-            (Some(bn), _) => bn.forward(x),
-            (None, Some(gn)) => gn.forward(x),
+            (Some(bn), _) => silu(bn.forward(x)),
+            (None, Some(gn)) => kernels::group_norm_silu(gn, x),
             (None, None) => unreachable!("a NormLayer is built with exactly one layer"),
         }
     }
@@ -130,7 +131,9 @@ impl ResBlock {
     /// # Shapes
     /// - `x`: `[batch, channels, h, w]` → same
     pub fn forward(&self, x: Tensor<4>, context: &Context) -> Tensor<4> {
-        let h = silu(self.norm1.forward(conv::forward(&self.conv1, x.clone())));
+        let h = self
+            .norm1
+            .forward_silu(kernels::conv3x3(&self.conv1, x.clone()));
 
         let [batch, channels, _, _] = h.dims();
         let h = h + self
@@ -138,7 +141,7 @@ impl ResBlock {
             .forward(context)
             .reshape([batch, channels, 1, 1]);
 
-        let h = silu(self.norm2.forward(conv::forward(&self.conv2, h)));
+        let h = self.norm2.forward_silu(kernels::conv3x3(&self.conv2, h));
         h + x
     }
 }

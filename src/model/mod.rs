@@ -2,9 +2,9 @@
 
 pub mod block;
 pub mod config;
-pub mod conv;
 pub mod embed;
 pub mod interop;
+pub mod kernels;
 pub mod unet;
 
 pub use config::{Conditioning, Norm, Skips, UNetConfig, Upsample};

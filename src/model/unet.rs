@@ -9,8 +9,8 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::block::{conv3x3, Context, ResBlock};
 use super::config::{Conditioning, Skips, UNetConfig, Upsample};
-use super::conv;
 use super::embed::{FourierTime, LabelEmbedding, Mlp};
+use super::kernels;
 
 /// One encoder level: residual blocks, then a stride-2 convolution to the next width.
 #[derive(Module, Debug)]
@@ -105,7 +105,7 @@ impl UNet {
         let (inner, outer) = (self.config.input_size, self.config.image_size);
         let x = space_to_depth(resize(x, outer, inner), self.config.patch);
 
-        let mut x = silu(conv::forward(&self.stem, x));
+        let mut x = silu(kernels::conv3x3(&self.stem, x));
         let mut kept = Vec::with_capacity(self.down.len());
         for level in &self.down {
             for block in &level.blocks {
@@ -114,7 +114,7 @@ impl UNet {
             if self.config.skips == Skips::BeforeDown {
                 kept.push(x.clone());
             }
-            x = conv::forward(&level.down, x);
+            x = kernels::conv3x3(&level.down, x);
             if self.config.skips == Skips::AfterDown {
                 kept.push(x.clone());
             }
@@ -127,15 +127,15 @@ impl UNet {
         for level in &self.up {
             let skip = kept.pop().expect("one kept tensor per level");
             x = match self.config.skips {
-                Skips::AfterDown => conv::forward(&level.conv, self.upsample(x + skip)),
-                Skips::BeforeDown => conv::forward(&level.conv, self.upsample(x)) + skip,
+                Skips::AfterDown => kernels::conv3x3(&level.conv, self.upsample(x + skip)),
+                Skips::BeforeDown => kernels::conv3x3(&level.conv, self.upsample(x)) + skip,
             };
             for block in &level.blocks {
                 x = block.forward(x, &context);
             }
         }
 
-        let x = depth_to_space(conv::forward(&self.head, x), self.config.patch);
+        let x = depth_to_space(kernels::conv3x3(&self.head, x), self.config.patch);
         resize(x, inner, outer)
     }
 
