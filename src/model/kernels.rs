@@ -19,6 +19,8 @@ pub mod conv;
 mod extension;
 #[cfg(feature = "flex")]
 pub mod group_norm;
+#[cfg(feature = "flex")]
+mod lanes;
 
 /// `conv.forward(x)`, through the CPU kernel where it applies.
 pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

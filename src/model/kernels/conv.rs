@@ -68,6 +68,9 @@ fn source(o: usize, k: usize, stride: usize, len: usize) -> Option<usize> {
 
 /// Unfolds one image `[cin, h, w]` into `cols`, `[cin·9, oh·ow]`.
 fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+    if g.stride == 1 {
+        return im2col_stride1(x, g, cols);
+    }
     let (oh, ow, s) = (g.oh(), g.ow(), g.stride);
     for (row, out) in cols.chunks_exact_mut(oh * ow).enumerate() {
         let (c, kh, kw) = (row / 9, row / 3 % 3, row % 3);
@@ -78,24 +81,40 @@ fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
                 continue;
             };
             let src = &plane[iy * g.w..(iy + 1) * g.w];
-            if s == 1 {
-                // Columns ox read ox + kw − 1: a shifted copy with at most one zero at an end.
-                match kw {
-                    0 => {
-                        line[0] = 0.0;
-                        line[1..].copy_from_slice(&src[..ow - 1]);
-                    }
-                    1 => line.copy_from_slice(&src[..ow]),
-                    _ => {
-                        line[..ow - 1].copy_from_slice(&src[1..ow]);
-                        line[ow - 1] = 0.0;
-                    }
-                }
-            } else {
-                for (ox, v) in line.iter_mut().enumerate() {
-                    *v = source(ox, kw, s, g.w).map_or(0.0, |ix| src[ix]);
-                }
+            for (ox, v) in line.iter_mut().enumerate() {
+                *v = source(ox, kw, s, g.w).map_or(0.0, |ix| src[ix]);
             }
+        }
+    }
+}
+
+/// At stride 1 each row of `cols` is the whole input plane shifted by the tap's offset:
+/// one contiguous copy, then zeros where the shift crosses the border (the rows above or
+/// below, and the column that would wrap round from the neighbouring row).
+fn im2col_stride1(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let (h, w) = (g.h as isize, g.w as isize);
+    let n = g.h * g.w;
+    for (row, out) in cols.chunks_exact_mut(n).enumerate() {
+        let (c, kh, kw) = (row / 9, (row / 3 % 3) as isize, (row % 3) as isize);
+        let plane = &x[c * n..(c + 1) * n];
+        let (dy, dx) = (kh - 1, kw - 1);
+        let offset = dy * w + dx;
+        // Output rows whose source row exists, as a flat range, clipped to the plane.
+        let lo = ((-dy).max(0) * w).max(-offset);
+        let hi = ((h - dy.max(0)) * w).min(n as isize - offset);
+        let (lo, hi) = (lo as usize, hi as usize);
+        out[..lo].fill(0.0);
+        out[lo..hi].copy_from_slice(
+            &plane[(lo as isize + offset) as usize..(hi as isize + offset) as usize],
+        );
+        out[hi..].fill(0.0);
+        match dx {
+            -1 => out.iter_mut().step_by(g.w).for_each(|v| *v = 0.0),
+            1 => out[g.w - 1..]
+                .iter_mut()
+                .step_by(g.w)
+                .for_each(|v| *v = 0.0),
+            _ => {}
         }
     }
 }
