@@ -17,6 +17,7 @@ pub mod model;
 pub mod path;
 pub mod record;
 pub mod sample;
+pub mod seed;
 pub mod solver;
 pub mod train;
 pub mod viz;

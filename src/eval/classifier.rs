@@ -103,6 +103,15 @@ impl ClassifierConfig {
     /// # Panics
     /// If the configuration does not [`validate`](Self::validate).
     pub fn init(&self, device: &Device) -> Classifier {
+        crate::seed::exclusive(|| self.build(device))
+    }
+
+    /// Like [`init`](Self::init), with the device's generator seeded with `seed` first.
+    pub fn init_seeded(&self, seed: u64, device: &Device) -> Classifier {
+        crate::seed::seeded(device, seed, || self.build(device))
+    }
+
+    fn build(&self, device: &Device) -> Classifier {
         self.validate()
             .expect("classifier configurations are validated before init");
         let [a, b, c] = self.channels;

@@ -63,9 +63,8 @@ pub fn fit(
     device: &Device,
     mut report: impl FnMut(&EpochReport),
 ) -> Classifier {
-    device.seed(settings.seed);
     let autodiff = device.clone().autodiff();
-    let mut net = config.init(&autodiff);
+    let mut net = config.init_seeded(settings.seed, &autodiff);
     let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
     let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
     let mut sampler = EpochSampler::new(train.len(), settings.seed);

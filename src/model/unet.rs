@@ -48,6 +48,16 @@ impl UNetConfig {
     /// If the configuration does not [`validate`](UNetConfig::validate); callers check it
     /// first at the edge.
     pub fn init(&self, device: &Device) -> UNet {
+        crate::seed::exclusive(|| self.build(device))
+    }
+
+    /// Like [`init`](Self::init), with the device's generator seeded with `seed` first:
+    /// the same seed gives the same weights.
+    pub fn init_seeded(&self, seed: u64, device: &Device) -> UNet {
+        crate::seed::seeded(device, seed, || self.build(device))
+    }
+
+    fn build(&self, device: &Device) -> UNet {
         self.validate()
             .expect("configurations are validated before init");
         let (e, norm, cond) = (self.embed_dim, self.norm, self.conditioning);

@@ -100,9 +100,8 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         config.validate().map_err(TrainError::Config)?;
         check_size(&config, train)?;
-        device.seed(config.seed);
         let autodiff = device.clone().autodiff();
-        let model = config.model.init(&autodiff);
+        let model = config.model.init_seeded(config.seed, &autodiff);
         let ema = model.valid();
         let optim = optimizer(&config);
         let sampler = EpochSampler::new(train.len(), config.seed);
