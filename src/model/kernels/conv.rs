@@ -66,24 +66,37 @@ fn source(o: usize, k: usize, stride: usize, len: usize) -> Option<usize> {
     (o * stride + k).checked_sub(1).filter(|&i| i < len)
 }
 
-/// Unfolds one image `[cin, h, w]` into `cols`, `[cin·9, oh·ow]`.
-fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+/// Images unfolded side by side into one matrix per work item: as many as fit in about a
+/// megabyte, so that each matrix product is large but its operand stays in the core's cache.
+fn panel_images(g: &Geometry) -> usize {
+    ((1 << 20) / (4 * g.taps() * g.pixels())).clamp(1, 16)
+}
+
+/// Unfolds one image `[cin, h, w]` into columns `at..at + oh·ow` of `cols`, a
+/// `[cin·9, ld]` matrix.
+fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize, at: usize) {
     if g.stride == 1 {
-        return im2col_stride1(x, g, cols);
+        return im2col_stride1(x, g, cols, ld, at);
     }
     let (oh, ow, s) = (g.oh(), g.ow(), g.stride);
-    for (row, out) in cols.chunks_exact_mut(oh * ow).enumerate() {
+    for row in 0..g.taps() {
         let (c, kh, kw) = (row / 9, row / 3 % 3, row % 3);
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let out = &mut cols[row * ld + at..row * ld + at + oh * ow];
         for (oy, line) in out.chunks_exact_mut(ow).enumerate() {
             let Some(iy) = source(oy, kh, s, g.h) else {
                 line.fill(0.0);
                 continue;
             };
             let src = &plane[iy * g.w..(iy + 1) * g.w];
-            for (ox, v) in line.iter_mut().enumerate() {
-                *v = source(ox, kw, s, g.w).map_or(0.0, |ix| src[ix]);
+            // Input column s·ox + kw − 1: only the first (kw = 0) or the last can fall outside.
+            let first = usize::from(kw == 0);
+            let last = ow.min((g.w + 1 - kw).div_ceil(s));
+            line[..first].fill(0.0);
+            for (ox, v) in line.iter_mut().enumerate().take(last).skip(first) {
+                *v = src[ox * s + kw - 1];
             }
+            line[last..].fill(0.0);
         }
     }
 }
@@ -91,12 +104,13 @@ fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
 /// At stride 1 each row of `cols` is the whole input plane shifted by the tap's offset:
 /// one contiguous copy, then zeros where the shift crosses the border (the rows above or
 /// below, and the column that would wrap round from the neighbouring row).
-fn im2col_stride1(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+fn im2col_stride1(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize, at: usize) {
     let (h, w) = (g.h as isize, g.w as isize);
     let n = g.h * g.w;
-    for (row, out) in cols.chunks_exact_mut(n).enumerate() {
+    for row in 0..g.taps() {
         let (c, kh, kw) = (row / 9, (row / 3 % 3) as isize, (row % 3) as isize);
         let plane = &x[c * n..(c + 1) * n];
+        let out = &mut cols[row * ld + at..row * ld + at + n];
         let (dy, dx) = (kh - 1, kw - 1);
         let offset = dy * w + dx;
         // Output rows whose source row exists, as a flat range, clipped to the plane.
@@ -119,32 +133,35 @@ fn im2col_stride1(x: &[f32], g: &Geometry, cols: &mut [f32]) {
     }
 }
 
-/// Adds the unfolded gradient `cols`, `[cin·9, oh·ow]`, back onto one image `[cin, h, w]`.
-fn col2im(cols: &[f32], g: &Geometry, dx: &mut [f32]) {
+/// Adds columns `at..at + oh·ow` of the unfolded gradient `cols`, a `[cin·9, ld]` matrix,
+/// back onto one image `[cin, h, w]`.
+fn col2im(cols: &[f32], ld: usize, at: usize, g: &Geometry, dx: &mut [f32]) {
     let (oh, ow, s) = (g.oh(), g.ow(), g.stride);
     dx.fill(0.0);
-    for (row, src) in cols.chunks_exact(oh * ow).enumerate() {
+    for row in 0..g.taps() {
         let (c, kh, kw) = (row / 9, row / 3 % 3, row % 3);
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let src = &cols[row * ld + at..row * ld + at + oh * ow];
         for (oy, line) in src.chunks_exact(ow).enumerate() {
             let Some(iy) = source(oy, kh, s, g.h) else {
                 continue;
             };
             let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-            if s == 1 {
-                let (d, l) = match kw {
-                    0 => (&mut dst[..ow - 1], &line[1..]),
-                    1 => (&mut dst[..ow], &line[..]),
-                    _ => (&mut dst[1..ow], &line[..ow - 1]),
-                };
-                d.iter_mut().zip(l).for_each(|(d, l)| *d += l);
-            } else {
-                for (ox, v) in line.iter().enumerate() {
-                    if let Some(ix) = source(ox, kw, s, g.w) {
-                        dst[ix] += v;
-                    }
+            for (ox, v) in line.iter().enumerate() {
+                if let Some(ix) = source(ox, kw, s, g.w) {
+                    dst[ix] += v;
                 }
             }
+        }
+    }
+}
+
+/// Copies the images of `y` (`[n, c, p]`) side by side into `panel`, a `[c, n·p]` matrix.
+fn gather(y: &[f32], c: usize, p: usize, panel: &mut [f32]) {
+    let ld = y.len() / c;
+    for (i, image) in y.chunks_exact(c * p).enumerate() {
+        for (ch, row) in image.chunks_exact(p).enumerate() {
+            panel[ch * ld + i * p..ch * ld + (i + 1) * p].copy_from_slice(row);
         }
     }
 }
@@ -229,26 +246,26 @@ fn check(g: &Geometry, x: Option<&[f32]>, w: Option<&[f32]>, y: Option<&[f32]>) 
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32> {
     check(g, Some(x), Some(weight), None);
     assert_eq!(bias.len(), g.cout, "bias length");
-    let (k, p) = (g.taps(), g.pixels());
+    let (k, p, nb) = (g.taps(), g.pixels(), panel_images(g));
     let mut y = vec![0.0; g.batch * g.output_len()];
-    y.par_chunks_mut(g.output_len())
-        .zip(x.par_chunks(g.input_len()))
+    y.par_chunks_mut(nb * g.output_len())
+        .zip(x.par_chunks(nb * g.input_len()))
         .for_each_init(
-            || vec![0.0; k * p],
-            |cols, (y, x)| {
-                im2col(x, g, cols);
-                for (row, b) in y.chunks_exact_mut(p).zip(bias) {
-                    row.fill(*b);
+            || (vec![0.0; k * nb * p], vec![0.0; g.cout * nb * p]),
+            |(cols, z), (y, x)| {
+                let n = x.len() / g.input_len() * p;
+                for (i, x) in x.chunks_exact(g.input_len()).enumerate() {
+                    im2col(x, g, cols, n, i * p);
                 }
-                matmul(
-                    y,
-                    true,
-                    Mat::rows(weight, k),
-                    Mat::rows(cols, p),
-                    g.cout,
-                    k,
-                    p,
-                );
+                let z = &mut z[..g.cout * n];
+                let cols = Mat::rows(&cols[..k * n], n);
+                matmul(z, false, Mat::rows(weight, k), cols, g.cout, k, n);
+                for (i, y) in y.chunks_exact_mut(g.output_len()).enumerate() {
+                    for (co, (row, b)) in y.chunks_exact_mut(p).zip(bias).enumerate() {
+                        let src = &z[co * n + i * p..co * n + (i + 1) * p];
+                        row.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
+                    }
+                }
             },
         );
     y
@@ -256,34 +273,56 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32
 
 /// The gradient of the loss with respect to `x`, given its gradient `dy` with respect to the
 /// output; `[batch, cin, h, w]`.
+///
+/// At stride 1 this is itself a 3×3 convolution, of `dy` with the weight transposed (input
+/// and output channels swapped) and flipped: `dx[ci, y, x] = Σ dy[co, y + 1 − kh, x + 1 − kw]
+/// · W[co, ci, kh, kw]`. It then runs as a forward pass, with no scatter. At stride 2 the
+/// patch gradients `Wᵀ · dy` are folded back onto each image (col2im).
 pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     check(g, None, Some(weight), Some(dy));
-    let (k, p) = (g.taps(), g.pixels());
+    if g.stride == 1 {
+        let mut flipped = vec![0.0; weight.len()];
+        for co in 0..g.cout {
+            for ci in 0..g.cin {
+                for k in 0..9 {
+                    flipped[(ci * g.cout + co) * 9 + 8 - k] = weight[(co * g.cin + ci) * 9 + k];
+                }
+            }
+        }
+        let swapped = Geometry {
+            cin: g.cout,
+            cout: g.cin,
+            ..*g
+        };
+        return forward(dy, &flipped, &vec![0.0; g.cin], &swapped);
+    }
+    let (k, p, nb) = (g.taps(), g.pixels(), panel_images(g));
     let mut dx = vec![0.0; g.batch * g.input_len()];
-    dx.par_chunks_mut(g.input_len())
-        .zip(dy.par_chunks(g.output_len()))
+    dx.par_chunks_mut(nb * g.input_len())
+        .zip(dy.par_chunks(nb * g.output_len()))
         .for_each_init(
-            || vec![0.0; k * p],
-            |cols, (dx, dy)| {
-                matmul(
-                    cols,
-                    false,
-                    Mat::transposed(weight, k),
-                    Mat::rows(dy, p),
-                    k,
-                    g.cout,
-                    p,
-                );
-                col2im(cols, g, dx);
+            || (vec![0.0; k * nb * p], vec![0.0; g.cout * nb * p]),
+            |(cols, panel), (dx, dy)| {
+                let n = dy.len() / g.output_len() * p;
+                let panel = &mut panel[..g.cout * n];
+                gather(dy, g.cout, p, panel);
+                let cols = &mut cols[..k * n];
+                let wt = Mat::transposed(weight, k);
+                matmul(cols, false, wt, Mat::rows(panel, n), k, g.cout, n);
+                for (i, dx) in dx.chunks_exact_mut(g.input_len()).enumerate() {
+                    col2im(cols, n, i * p, g, dx);
+                }
             },
         );
     dx
 }
 
-/// The gradient with respect to the weight, `[cout, cin, 3, 3]`.
+/// The gradient with respect to the weight, `[cout, cin, 3, 3]`: `Σ dy · colsᵀ` over the
+/// batch. The batch is cut into one fixed share per thread, each summed in order and the
+/// shares added in order, so the result does not depend on scheduling.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     check(g, Some(x), None, Some(dy));
-    let (k, p) = (g.taps(), g.pixels());
+    let (k, p, nb) = (g.taps(), g.pixels(), panel_images(g));
     let shares = rayon::current_num_threads().clamp(1, g.batch.max(1));
     let per = g.batch.div_ceil(shares).max(1);
     let partials: Vec<Vec<f32>> = x
@@ -291,22 +330,21 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
         .zip(dy.par_chunks(per * g.output_len()))
         .map(|(x, dy)| {
             let mut dw = vec![0.0; g.cout * k];
-            let mut cols = vec![0.0; k * p];
-            for (i, (x, dy)) in x
-                .chunks_exact(g.input_len())
-                .zip(dy.chunks_exact(g.output_len()))
+            let mut cols = vec![0.0; k * nb * p];
+            let mut panel = vec![0.0; g.cout * nb * p];
+            for (j, (x, dy)) in x
+                .chunks(nb * g.input_len())
+                .zip(dy.chunks(nb * g.output_len()))
                 .enumerate()
             {
-                im2col(x, g, &mut cols);
-                matmul(
-                    &mut dw,
-                    i > 0,
-                    Mat::rows(dy, p),
-                    Mat::transposed(&cols, p),
-                    g.cout,
-                    p,
-                    k,
-                );
+                let n = x.len() / g.input_len() * p;
+                for (i, x) in x.chunks_exact(g.input_len()).enumerate() {
+                    im2col(x, g, &mut cols, n, i * p);
+                }
+                let panel = &mut panel[..g.cout * n];
+                gather(dy, g.cout, p, panel);
+                let cols_t = Mat::transposed(&cols[..k * n], n);
+                matmul(&mut dw, j > 0, Mat::rows(panel, n), cols_t, g.cout, n, k);
             }
             dw
         })
@@ -383,7 +421,8 @@ mod tests {
 
     fn geometries() -> Vec<Geometry> {
         let mut out = Vec::new();
-        for (h, w) in [(5, 7), (6, 6), (2, 3)] {
+        // The last two unfold one and two images per panel, leaving a part-filled panel.
+        for (h, w) in [(5, 7), (6, 6), (2, 3), (41, 50), (28, 25)] {
             for stride in [1, 2] {
                 out.push(Geometry {
                     batch: 3,
