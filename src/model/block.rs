@@ -5,7 +5,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::nn::{BatchNorm, BatchNormConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Conditioning, Norm};
@@ -47,11 +46,20 @@ impl NormLayer {
         }
     }
 
-    /// `silu(norm(x))`.
-    fn forward_silu(&self, x: Tensor<4>) -> Tensor<4> {
+    /// `silu(norm(x)) + shift`, `shift` being `[batch, channels]` (none: zero).
+    fn forward_silu(&self, x: Tensor<4>, shift: Option<Tensor<2>>) -> Tensor<4> {
         match (&self.batch, &self.group) {
-            (Some(bn), _) => silu(bn.forward(x)),
-            (None, Some(gn)) => kernels::group_norm_silu(gn, x),
+            (Some(bn), _) => {
+                let y = kernels::silu(bn.forward(x));
+                match shift {
+                    Some(shift) => {
+                        let [batch, channels] = shift.dims();
+                        y + shift.reshape([batch, channels, 1, 1])
+                    }
+                    None => y,
+                }
+            }
+            (None, Some(gn)) => kernels::group_norm_silu(gn, x, shift),
             (None, None) => unreachable!("a NormLayer is built with exactly one layer"),
         }
     }
@@ -131,17 +139,13 @@ impl ResBlock {
     /// # Shapes
     /// - `x`: `[batch, channels, h, w]` → same
     pub fn forward(&self, x: Tensor<4>, context: &Context) -> Tensor<4> {
+        let offsets = self.offsets.forward(context);
         let h = self
             .norm1
-            .forward_silu(kernels::conv3x3(&self.conv1, x.clone()));
-
-        let [batch, channels, _, _] = h.dims();
-        let h = h + self
-            .offsets
-            .forward(context)
-            .reshape([batch, channels, 1, 1]);
-
-        let h = self.norm2.forward_silu(kernels::conv3x3(&self.conv2, h));
+            .forward_silu(kernels::conv3x3(&self.conv1, x.clone()), Some(offsets));
+        let h = self
+            .norm2
+            .forward_silu(kernels::conv3x3(&self.conv2, h), None);
         h + x
     }
 }

@@ -1,5 +1,5 @@
 //! The layers that have their own CPU kernels: the 3×3 convolution (padding 1, stride 1 or
-//! 2) and group normalisation followed by SiLU.
+//! 2), group normalisation followed by SiLU (and the block's per-channel offsets), and SiLU.
 //!
 //! On the CPU backend they run through this crate's kernels ([`conv`], [`group_norm`]),
 //! registered with burn as a backend extension with handwritten backward passes
@@ -10,9 +10,10 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, PaddingConfig2d};
-use burn::tensor::activation::silu;
 use burn::tensor::{DType, Tensor};
 
+#[cfg(feature = "flex")]
+pub mod activation;
 #[cfg(feature = "flex")]
 pub mod conv;
 #[cfg(feature = "flex")]
@@ -37,24 +38,53 @@ pub fn conv3x3_generic(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     conv.forward(x)
 }
 
-/// `silu(norm.forward(x))`, through the CPU kernel where it applies.
-pub fn group_norm_silu(norm: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
+/// `silu(norm.forward(x)) + shift`, `shift` being `[batch, channels]` (none: zero), through
+/// the CPU kernel where it applies.
+pub fn group_norm_silu(norm: &GroupNorm, x: Tensor<4>, shift: Option<Tensor<2>>) -> Tensor<4> {
     #[cfg(feature = "flex")]
     if let (Some(gamma), Some(beta), true) = (&norm.gamma, &norm.beta, on_flex(&x)) {
+        let [batch, channels, _, _] = x.dims();
+        let shift = shift.unwrap_or_else(|| Tensor::zeros([batch, channels], &x.device()));
         return extension::group_norm_silu(
             x,
             gamma.val(),
             beta.val(),
+            shift,
             norm.num_groups,
             norm.epsilon as f32,
         );
     }
-    group_norm_silu_generic(norm, x)
+    group_norm_silu_generic(norm, x, shift)
 }
 
-/// burn's generic normalisation and activation.
-pub fn group_norm_silu_generic(norm: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
-    silu(norm.forward(x))
+/// burn's generic normalisation, activation and shift.
+pub fn group_norm_silu_generic(
+    norm: &GroupNorm,
+    x: Tensor<4>,
+    shift: Option<Tensor<2>>,
+) -> Tensor<4> {
+    let y = burn::tensor::activation::silu(norm.forward(x));
+    match shift {
+        Some(shift) => {
+            let [batch, channels] = shift.dims();
+            y + shift.reshape([batch, channels, 1, 1])
+        }
+        None => y,
+    }
+}
+
+/// `x·σ(x)`, through the CPU kernel where it applies.
+pub fn silu(x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if on_flex(&x) {
+        return extension::silu(x);
+    }
+    silu_generic(x)
+}
+
+/// burn's generic SiLU.
+pub fn silu_generic(x: Tensor<4>) -> Tensor<4> {
+    burn::tensor::activation::silu(x)
 }
 
 /// The stride, if the kernel computes this convolution on this input's device.
@@ -171,8 +201,9 @@ mod tests {
             // An offset and a scale per image, as a network's activations have.
             let x = (Tensor::<4>::random([3, channels, side, side], normal, &device) * 2.5 + 0.7)
                 .require_grad();
-            let fast = group_norm_silu(&norm, x.clone());
-            let slow = group_norm_silu_generic(&norm, x.clone());
+            let shift = Tensor::<2>::random([3, channels], normal, &device).require_grad();
+            let fast = group_norm_silu(&norm, x.clone(), Some(shift.clone()));
+            let slow = group_norm_silu_generic(&norm, x.clone(), Some(shift.clone()));
             let value = largest_difference(fast.clone(), slow.clone());
             assert!(
                 value < 1e-4,
@@ -206,6 +237,26 @@ mod tests {
         }
     }
 
+    /// SiLU through the kernel agrees with burn's, value and gradient.
+    #[test]
+    fn the_activation_kernel_matches_burns() {
+        let device = Device::flex().autodiff();
+        let x = (Tensor::<4>::random([2, 3, 9, 9], Distribution::Normal(0.0, 1.0), &device) * 4.0)
+            .require_grad();
+        let (fast, slow) = (silu(x.clone()), silu_generic(x.clone()));
+        assert!(largest_difference(fast.clone(), slow.clone()) < 1e-4);
+        let dy = Tensor::<4>::random(fast.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let (g_fast, g_slow) = (
+            (fast * dy.clone()).sum().backward(),
+            (slow * dy).sum().backward(),
+        );
+        let diff = largest_difference(
+            x.grad(&g_fast).expect("grad"),
+            x.grad(&g_slow).expect("grad"),
+        );
+        assert!(diff < 1e-4, "silu gradient {diff}");
+    }
+
     /// Without autodiff (sampling), the kernel also serves and agrees.
     #[test]
     fn the_kernel_serves_inference_too() {
@@ -217,9 +268,11 @@ mod tests {
         assert!(diff < 1e-4, "{diff}");
         let norm = burn::nn::GroupNormConfig::new(2, 4).init(&device);
         let diff = largest_difference(
-            group_norm_silu(&norm, x.clone()),
-            group_norm_silu_generic(&norm, x),
+            group_norm_silu(&norm, x.clone(), None),
+            group_norm_silu_generic(&norm, x.clone(), None),
         );
+        assert!(diff < 1e-4, "{diff}");
+        let diff = largest_difference(silu(x.clone()), silu_generic(x));
         assert!(diff < 1e-4, "{diff}");
     }
 }

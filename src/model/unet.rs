@@ -115,7 +115,7 @@ impl UNet {
         let (inner, outer) = (self.config.input_size, self.config.image_size);
         let x = space_to_depth(resize(x, outer, inner), self.config.patch);
 
-        let mut x = silu(kernels::conv3x3(&self.stem, x));
+        let mut x = kernels::silu(kernels::conv3x3(&self.stem, x));
         let mut kept = Vec::with_capacity(self.down.len());
         for level in &self.down {
             for block in &level.blocks {

@@ -12,6 +12,7 @@ use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::{Tensor, TensorData};
 use burn_flex::FlexTensor;
 
+use super::activation;
 use super::conv::{self, Geometry};
 use super::group_norm::{self, Groups};
 
@@ -27,14 +28,19 @@ pub trait KernelBackend: Backend {
         stride: usize,
     ) -> FloatTensor<Self>;
 
-    /// `silu(group_norm(x))` with affine `gamma`, `beta` (`[channels]`).
+    /// `silu(group_norm(x)) + shift`, with affine `gamma`, `beta` (`[channels]`) and `shift`
+    /// `[batch, channels]` broadcast over the pixels.
     fn group_norm_silu(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
         groups: usize,
         epsilon: f32,
     ) -> FloatTensor<Self>;
+
+    /// `x·σ(x)`.
+    fn silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The tensor-level convolution.
@@ -47,11 +53,12 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: usize) 
     ))
 }
 
-/// The tensor-level normalisation and activation.
+/// The tensor-level normalisation, activation and shift.
 pub fn group_norm_silu(
     x: Tensor<4>,
     gamma: Tensor<1>,
     beta: Tensor<1>,
+    shift: Tensor<2>,
     groups: usize,
     epsilon: f32,
 ) -> Tensor<4> {
@@ -59,9 +66,15 @@ pub fn group_norm_silu(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
+        shift.into_dispatch(),
         groups,
         epsilon,
     ))
+}
+
+/// The tensor-level SiLU.
+pub fn silu(x: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as KernelBackend>::silu(x.into_dispatch()))
 }
 
 /// A float tensor's values in order, copied only where the layout is strided.
@@ -128,12 +141,18 @@ fn norm_forward(
     x: &FlexTensor,
     gamma: &FlexTensor,
     beta: &FlexTensor,
+    shift: &FlexTensor,
     g: usize,
     epsilon: f32,
 ) -> (FlexTensor, Vec<f32>, Vec<f32>) {
     let s = groups(x, g);
-    let (xv, gv, bv) = (Values::of(x), Values::of(gamma), Values::of(beta));
-    let (y, mean, rstd) = group_norm::forward(xv.get(), gv.get(), bv.get(), &s, epsilon);
+    let (xv, gv, bv, sv) = (
+        Values::of(x),
+        Values::of(gamma),
+        Values::of(beta),
+        Values::of(shift),
+    );
+    let (y, mean, rstd) = group_norm::forward(xv.get(), gv.get(), bv.get(), sv.get(), &s, epsilon);
     (tensor(y, dims(x)), mean, rstd)
 }
 
@@ -149,10 +168,15 @@ impl KernelBackend for Flex {
         x: FlexTensor,
         gamma: FlexTensor,
         beta: FlexTensor,
+        shift: FlexTensor,
         groups: usize,
         epsilon: f32,
     ) -> FlexTensor {
-        norm_forward(&x, &gamma, &beta, groups, epsilon).0
+        norm_forward(&x, &gamma, &beta, &shift, groups, epsilon).0
+    }
+
+    fn silu(x: FlexTensor) -> FlexTensor {
+        tensor(activation::silu(Values::of(&x).get()), dims(&x))
     }
 }
 
@@ -206,11 +230,11 @@ struct NormState {
     rstd: Vec<f32>,
 }
 
-impl Backward<Flex, 3> for GroupNormSiluOp {
+impl Backward<Flex, 4> for GroupNormSiluOp {
     type State = NormState;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_g, node_b] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g, node_b, node_s] = ops.parents;
         let dy = Values::of(&grads.consume::<Flex>(&ops.node));
         let st = ops.state;
         let s = groups(&st.x, st.groups);
@@ -219,7 +243,7 @@ impl Backward<Flex, 3> for GroupNormSiluOp {
             Values::of(&st.gamma),
             Values::of(&st.beta),
         );
-        let (dx, dgamma, dbeta) = group_norm::backward(
+        let (dx, dgamma, dbeta, dshift) = group_norm::backward(
             x.get(),
             gamma.get(),
             beta.get(),
@@ -236,6 +260,27 @@ impl Backward<Flex, 3> for GroupNormSiluOp {
         }
         if let Some(node) = node_b {
             grads.register::<Flex>(node.id, tensor(dbeta, vec![s.channels]));
+        }
+        if let Some(node) = node_s {
+            grads.register::<Flex>(node.id, tensor(dshift, vec![s.batch, s.channels]));
+        }
+    }
+}
+
+/// The recorded SiLU; its state is the input.
+#[derive(Debug)]
+struct SiluOp;
+
+impl Backward<Flex, 1> for SiluOp {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = Values::of(&grads.consume::<Flex>(&ops.node));
+        if let Some(node) = node_x {
+            let x = ops.state;
+            let dx = activation::silu_grad(Values::of(&x).get(), dy.get());
+            grads.register::<Flex>(node.id, tensor(dx, dims(&x)));
         }
     }
 }
@@ -276,11 +321,12 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
         groups: usize,
         epsilon: f32,
     ) -> FloatTensor<Self> {
         let prep = GroupNormSiluOp
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .prepare::<C>([x.node(), gamma.node(), beta.node(), shift.node()])
             .compute_bound()
             .stateful();
         match prep {
@@ -290,7 +336,8 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
                     gamma.into_primitive(),
                     beta.into_primitive(),
                 );
-                let (y, mean, rstd) = norm_forward(&x, &gamma, &beta, groups, epsilon);
+                let (y, mean, rstd) =
+                    norm_forward(&x, &gamma, &beta, shift.primitive(), groups, epsilon);
                 let state = NormState {
                     x,
                     gamma,
@@ -305,9 +352,22 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
                 x.into_primitive(),
                 gamma.into_primitive(),
                 beta.into_primitive(),
+                shift.into_primitive(),
                 groups,
                 epsilon,
             )),
+        }
+    }
+
+    fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = SiluOp.prepare::<C>([x.node()]).compute_bound().stateful();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive();
+                let y = Flex::silu(x.clone());
+                prep.finish(x, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::silu(x.into_primitive())),
         }
     }
 }

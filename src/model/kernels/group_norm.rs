@@ -1,5 +1,7 @@
-//! Group normalisation followed by SiLU, `y = silu(γ·(x − μ)/√(σ² + ε) + β)`, on plain
-//! `f32` slices in NCHW order: the forward pass and all three gradients.
+//! Group normalisation followed by SiLU and a per-image, per-channel shift,
+//! `y = silu(γ·(x − μ)/√(σ² + ε) + β) + s[n, c]`, on plain `f32` slices in NCHW order: the
+//! forward pass and all four gradients. (The residual block adds its time and label offsets
+//! right after its first normalisation; the second passes no shift.)
 //!
 //! burn's generic path makes about seven passes over the tensor forward (mean, centring,
 //! square, variance, scale, affine, activation) and more backward. Here the forward pass
@@ -60,6 +62,7 @@ fn statistics(values: &[f32], epsilon: f32) -> (f32, f32) {
 struct ForwardImage<'a> {
     y: &'a mut [f32],
     x: &'a [f32],
+    shift: &'a [f32],
     stats: &'a mut [(f32, f32)],
     gamma: &'a [f32],
     beta: &'a [f32],
@@ -79,35 +82,41 @@ impl Kernel for ForwardImage<'_> {
             for c in g * cg..(g + 1) * cg {
                 let a = self.gamma[c] * rstd;
                 let b = self.beta[c] - mean * a;
+                let shift = self.shift[c];
                 let span = c * p..(c + 1) * p;
                 for (y, &x) in self.y[span.clone()].iter_mut().zip(&self.x[span]) {
                     let z = a * x + b;
-                    *y = z * lanes::sigmoid(z);
+                    *y = z * lanes::sigmoid(z) + shift;
                 }
             }
         }
     }
 }
 
-/// The forward pass. Returns the output `[batch, channels, h, w]` and, per image and group,
-/// the mean and inverse standard deviation (`[batch·groups]` each) for the backward pass.
+/// The forward pass, `shift` being `[batch, channels]`. Returns the output
+/// `[batch, channels, h, w]` and, per image and group, the mean and inverse standard
+/// deviation (`[batch·groups]` each) for the backward pass.
 pub fn forward(
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
+    shift: &[f32],
     s: &Groups,
     epsilon: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     s.check(x, gamma, beta);
+    assert_eq!(shift.len(), s.batch * s.channels, "shift length");
     let mut y = vec![0.0; x.len()];
     let mut stats = vec![(0.0, 0.0); s.batch * s.groups];
     y.par_chunks_mut(s.image())
         .zip(x.par_chunks(s.image()))
+        .zip(shift.par_chunks(s.channels))
         .zip(stats.par_chunks_mut(s.groups))
-        .for_each(|((y, x), stats)| {
+        .for_each(|(((y, x), shift), stats)| {
             lanes::run(ForwardImage {
                 y,
                 x,
+                shift,
                 stats,
                 gamma,
                 beta,
@@ -119,7 +128,8 @@ pub fn forward(
     (y, mean, rstd)
 }
 
-/// The backward pass over one image; `sums` receives Σ dz·x̂ and then Σ dz per channel.
+/// The backward pass over one image; `sums` receives Σ dz·x̂ and then Σ dz per channel, and
+/// `dshift` Σ dy per channel.
 struct BackwardImage<'a> {
     dx: &'a mut [f32],
     x: &'a [f32],
@@ -127,12 +137,13 @@ struct BackwardImage<'a> {
     mean: &'a [f32],
     rstd: &'a [f32],
     sums: &'a mut [f32],
+    dshift: &'a mut [f32],
     gamma: &'a [f32],
     beta: &'a [f32],
     s: &'a Groups,
 }
 
-/// Over one channel: writes `dz` into `dx` and returns `(Σ dz·x̂, Σ dz)`.
+/// Over one channel: writes `dz` into `dx` and returns `(Σ dz·x̂, Σ dz, Σ dy)`.
 #[inline(always)]
 fn channel_dz(
     dx: &mut [f32],
@@ -142,16 +153,18 @@ fn channel_dz(
     b: f32,
     mu: f32,
     r: f32,
-) -> (f32, f32) {
-    let (mut dg, mut db) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let step = |d: &mut f32, x: f32, dy: f32, dg: &mut f32, db: &mut f32| {
-        let z = a * x + b;
-        let sg = lanes::sigmoid(z);
-        let dz = dy * sg * (1.0 + z * (1.0 - sg));
-        *d = dz;
-        *dg += dz * ((x - mu) * r);
-        *db += dz;
-    };
+) -> (f32, f32, f32) {
+    let (mut dg, mut db, mut ds) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+    let step =
+        |d: &mut f32, x: f32, dy: f32, i: usize, dg: &mut [f32], db: &mut [f32], ds: &mut [f32]| {
+            let z = a * x + b;
+            let sg = lanes::sigmoid(z);
+            let dz = dy * sg * (1.0 + z * (1.0 - sg));
+            *d = dz;
+            dg[i] += dz * ((x - mu) * r);
+            db[i] += dz;
+            ds[i] += dy;
+        };
     let n = x.len() / LANES * LANES;
     for ((d, x), dy) in dx[..n]
         .chunks_exact_mut(LANES)
@@ -159,13 +172,13 @@ fn channel_dz(
         .zip(dy[..n].chunks_exact(LANES))
     {
         for i in 0..LANES {
-            step(&mut d[i], x[i], dy[i], &mut dg[i], &mut db[i]);
+            step(&mut d[i], x[i], dy[i], i, &mut dg, &mut db, &mut ds);
         }
     }
     for (i, ((d, &x), &dy)) in dx[n..].iter_mut().zip(&x[n..]).zip(&dy[n..]).enumerate() {
-        step(d, x, dy, &mut dg[i], &mut db[i]);
+        step(d, x, dy, i, &mut dg, &mut db, &mut ds);
     }
-    (lanes::fold(dg), lanes::fold(db))
+    (lanes::fold(dg), lanes::fold(db), lanes::fold(ds))
 }
 
 impl Kernel for BackwardImage<'_> {
@@ -184,7 +197,7 @@ impl Kernel for BackwardImage<'_> {
                 let a = self.gamma[c] * r;
                 let b = self.beta[c] - mu * a;
                 let span = c * p..(c + 1) * p;
-                let (dg, db) = channel_dz(
+                let (dg, db, ds) = channel_dz(
                     &mut self.dx[span.clone()],
                     &self.x[span.clone()],
                     &self.dy[span],
@@ -195,6 +208,7 @@ impl Kernel for BackwardImage<'_> {
                 );
                 dgamma[c] = dg;
                 dbeta[c] = db;
+                self.dshift[c] = ds;
                 s1 += self.gamma[c] * db;
                 s2 += self.gamma[c] * dg;
             }
@@ -212,8 +226,8 @@ impl Kernel for BackwardImage<'_> {
     }
 }
 
-/// The gradients with respect to `x`, `γ` and `β`, given the output gradient `dy` and the
-/// statistics the forward pass returned.
+/// The gradients with respect to `x`, `γ`, `β` and the shift, given the output gradient
+/// `dy` and the statistics the forward pass returned.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
@@ -223,7 +237,7 @@ pub fn backward(
     rstd: &[f32],
     dy: &[f32],
     s: &Groups,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     s.check(x, gamma, beta);
     assert_eq!(dy.len(), x.len(), "output gradient length");
     assert_eq!(mean.len(), s.batch * s.groups, "statistics length");
@@ -231,12 +245,16 @@ pub fn backward(
     let mut dx = vec![0.0; x.len()];
     // Per image: Σ dz·x̂ then Σ dz for each channel.
     let mut sums = vec![0.0f32; s.batch * 2 * s.channels];
+    let mut dshift = vec![0.0f32; s.batch * s.channels];
     dx.par_chunks_mut(s.image())
         .zip(x.par_chunks(s.image()))
         .zip(dy.par_chunks(s.image()))
         .zip(mean.par_chunks(s.groups).zip(rstd.par_chunks(s.groups)))
-        .zip(sums.par_chunks_mut(2 * s.channels))
-        .for_each(|((((dx, x), dy), (mean, rstd)), sums)| {
+        .zip(
+            sums.par_chunks_mut(2 * s.channels)
+                .zip(dshift.par_chunks_mut(s.channels)),
+        )
+        .for_each(|((((dx, x), dy), (mean, rstd)), (sums, dshift))| {
             lanes::run(BackwardImage {
                 dx,
                 x,
@@ -244,6 +262,7 @@ pub fn backward(
                 mean,
                 rstd,
                 sums,
+                dshift,
                 gamma,
                 beta,
                 s,
@@ -256,7 +275,7 @@ pub fn backward(
         dgamma.iter_mut().zip(dg).for_each(|(a, b)| *a += b);
         dbeta.iter_mut().zip(db).for_each(|(a, b)| *a += b);
     }
-    (dx, dgamma, dbeta)
+    (dx, dgamma, dbeta, dshift)
 }
 
 #[cfg(test)]
@@ -277,22 +296,23 @@ mod tests {
         let gamma = vec![1.3, -0.7, 0.9, 1.1];
         let beta = vec![0.2, -0.1, 0.4, 0.0];
         let dy: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) / 4.0).collect();
-        let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
-            let (y, _, _) = forward(x, gamma, beta, &s, 1e-5);
+        let shift: Vec<f32> = (0..s.batch * s.channels).map(|i| i as f32 / 10.0).collect();
+        let loss = |x: &[f32], gamma: &[f32], beta: &[f32], shift: &[f32]| -> f64 {
+            let (y, _, _) = forward(x, gamma, beta, shift, &s, 1e-5);
             y.iter()
                 .zip(&dy)
                 .map(|(a, b)| (*a as f64) * (*b as f64))
                 .sum()
         };
-        let (_, mean, rstd) = forward(&x, &gamma, &beta, &s, 1e-5);
-        let (dx, dg, db) = backward(&x, &gamma, &beta, &mean, &rstd, &dy, &s);
+        let (_, mean, rstd) = forward(&x, &gamma, &beta, &shift, &s, 1e-5);
+        let (dx, dg, db, ds) = backward(&x, &gamma, &beta, &mean, &rstd, &dy, &s);
         let h = 1e-2f32;
         let numeric = |f: &dyn Fn(f32) -> f64| (f(h) - f(-h)) / (2.0 * h as f64);
         for i in 0..n {
             let d = numeric(&|e| {
                 let mut x = x.clone();
                 x[i] += e;
-                loss(&x, &gamma, &beta)
+                loss(&x, &gamma, &beta, &shift)
             });
             assert!((d - dx[i] as f64).abs() < 2e-3, "dx[{i}]: {d} vs {}", dx[i]);
         }
@@ -300,7 +320,7 @@ mod tests {
             let d = numeric(&|e| {
                 let mut g = gamma.clone();
                 g[c] += e;
-                loss(&x, &g, &beta)
+                loss(&x, &g, &beta, &shift)
             });
             assert!(
                 (d - dg[c] as f64).abs() < 2e-3,
@@ -310,12 +330,24 @@ mod tests {
             let d = numeric(&|e| {
                 let mut b = beta.clone();
                 b[c] += e;
-                loss(&x, &gamma, &b)
+                loss(&x, &gamma, &b, &shift)
             });
             assert!(
                 (d - db[c] as f64).abs() < 2e-3,
                 "dbeta[{c}]: {d} vs {}",
                 db[c]
+            );
+        }
+        for i in 0..s.batch * s.channels {
+            let d = numeric(&|e| {
+                let mut sh = shift.clone();
+                sh[i] += e;
+                loss(&x, &gamma, &beta, &sh)
+            });
+            assert!(
+                (d - ds[i] as f64).abs() < 2e-3,
+                "dshift[{i}]: {d} vs {}",
+                ds[i]
             );
         }
     }
