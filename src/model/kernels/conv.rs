@@ -11,6 +11,8 @@
 //! Images are spread over the rayon threads and each product runs on one thread, so a step
 //! of a small network keeps both cores busy without splitting tiny matrices.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 /// Sizes of one 3×3 convolution with padding 1.
@@ -70,6 +72,26 @@ fn source(o: usize, k: usize, stride: usize, len: usize) -> Option<usize> {
 /// megabyte, so that each matrix product is large but its operand stays in the core's cache.
 fn panel_images(g: &Geometry) -> usize {
     ((1 << 20) / (4 * g.taps() * g.pixels())).clamp(1, 16)
+}
+
+thread_local! {
+    /// Each thread's patch matrix and product buffer, kept between calls: every element a
+    /// call reads it has written first, so they are neither zeroed nor reallocated.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `work` with this thread's scratch buffers, grown to `a` and `b` elements.
+fn with_scratch<R>(a: usize, b: usize, work: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let (x, y) = &mut *cell.borrow_mut();
+        if x.len() < a {
+            x.resize(a, 0.0);
+        }
+        if y.len() < b {
+            y.resize(b, 0.0);
+        }
+        work(&mut x[..a], &mut y[..b])
+    })
 }
 
 /// Unfolds one image `[cin, h, w]` into columns `at..at + oh·ow` of `cols`, a
@@ -250,10 +272,9 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32
     let mut y = vec![0.0; g.batch * g.output_len()];
     y.par_chunks_mut(nb * g.output_len())
         .zip(x.par_chunks(nb * g.input_len()))
-        .for_each_init(
-            || (vec![0.0; k * nb * p], vec![0.0; g.cout * nb * p]),
-            |(cols, z), (y, x)| {
-                let n = x.len() / g.input_len() * p;
+        .for_each(|(y, x)| {
+            let n = x.len() / g.input_len() * p;
+            with_scratch(k * n, g.cout * n, |cols, z| {
                 for (i, x) in x.chunks_exact(g.input_len()).enumerate() {
                     im2col(x, g, cols, n, i * p);
                 }
@@ -266,8 +287,8 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32
                         row.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
                     }
                 }
-            },
-        );
+            })
+        });
     y
 }
 
@@ -300,10 +321,9 @@ pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let mut dx = vec![0.0; g.batch * g.input_len()];
     dx.par_chunks_mut(nb * g.input_len())
         .zip(dy.par_chunks(nb * g.output_len()))
-        .for_each_init(
-            || (vec![0.0; k * nb * p], vec![0.0; g.cout * nb * p]),
-            |(cols, panel), (dx, dy)| {
-                let n = dy.len() / g.output_len() * p;
+        .for_each(|(dx, dy)| {
+            let n = dy.len() / g.output_len() * p;
+            with_scratch(k * n, g.cout * n, |cols, panel| {
                 let panel = &mut panel[..g.cout * n];
                 gather(dy, g.cout, p, panel);
                 let cols = &mut cols[..k * n];
@@ -312,8 +332,8 @@ pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
                 for (i, dx) in dx.chunks_exact_mut(g.input_len()).enumerate() {
                     col2im(cols, n, i * p, g, dx);
                 }
-            },
-        );
+            })
+        });
     dx
 }
 
