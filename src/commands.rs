@@ -150,7 +150,7 @@ fn train(args: TrainArgs, device: &Device) -> Result<()> {
         .context("cannot install the handler for Ctrl-C and SIGTERM")?;
 
     let outcome = match args.keep_every {
-        None => run_with_progress(&mut trainer, budget, &stop)?,
+        None => run_with_progress(&mut trainer, budget, None, &stop)?,
         Some(every) => run_keeping_weights(&mut trainer, budget, every, &stop, &out)?,
     };
     write_weights(&trainer, &out.join("weights.mfc"))?;
@@ -242,10 +242,17 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     Ok(config)
 }
 
-fn run_with_progress(trainer: &mut Trainer, budget: Budget, stop: &AtomicBool) -> Result<Outcome> {
+/// Runs the trainer to `budget`, showing progress against `whole` steps when the budget is
+/// one stretch of a longer run.
+fn run_with_progress(
+    trainer: &mut Trainer,
+    budget: Budget,
+    whole: Option<u64>,
+    stop: &AtomicBool,
+) -> Result<Outcome> {
     let terminal = std::io::stderr().is_terminal();
     let bar = indicatif::ProgressBar::new(match budget {
-        Budget::Steps(n) => n,
+        Budget::Steps(n) => whole.unwrap_or(n),
         Budget::Minutes(m) => (m * 60.0) as u64,
     });
     if terminal {
@@ -274,7 +281,10 @@ fn run_with_progress(trainer: &mut Trainer, budget: Budget, stop: &AtomicBool) -
         }
         bar.set_message(msg.clone());
         if !terminal && (row.step % 10 == 0 || row.heldout.is_some()) {
-            let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+            let of = whole
+                .or(total)
+                .map(|t| format!("/{t}"))
+                .unwrap_or_default();
             eprintln!("step {}{of} {msg} lr {:.2e}", row.step, row.learning_rate);
         }
     });
@@ -297,7 +307,7 @@ fn run_keeping_weights(
     };
     loop {
         let target = ((trainer.step() / every + 1) * every).min(total);
-        let outcome = run_with_progress(trainer, Budget::Steps(target), stop)?;
+        let outcome = run_with_progress(trainer, Budget::Steps(target), Some(total), stop)?;
         if outcome == Outcome::Interrupted {
             return Ok(outcome);
         }
