@@ -281,10 +281,7 @@ fn run_with_progress(
         }
         bar.set_message(msg.clone());
         if !terminal && (row.step % 10 == 0 || row.heldout.is_some()) {
-            let of = whole
-                .or(total)
-                .map(|t| format!("/{t}"))
-                .unwrap_or_default();
+            let of = whole.or(total).map(|t| format!("/{t}")).unwrap_or_default();
             eprintln!("step {}{of} {msg} lr {:.2e}", row.step, row.learning_rate);
         }
     });

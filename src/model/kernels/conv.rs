@@ -1,17 +1,25 @@
 //! The 3×3 convolution (padding 1, stride 1 or 2) on the CPU, on plain `f32` slices in NCHW
 //! order: forward, input gradient, weight gradient and bias gradient.
 //!
-//! Each image is unfolded into a `[cin·9, oh·ow]` matrix of patches (im2col), and every pass
-//! is one matrix product per image on that matrix:
+//! Every pass is a few matrix products per panel of images, each on one rayon thread, so a
+//! step of a small network keeps both cores busy without splitting tiny matrices.
 //!
-//! - forward: `y_b = W · cols_b + bias`, written straight into the NCHW output;
-//! - input gradient: `dcols_b = Wᵀ · dy_b`, folded back onto the input (col2im);
-//! - weight gradient: `dW = Σ_b dy_b · cols_bᵀ`, each thread summing its share of the batch.
+//! At stride 1 the images of a panel are stacked into one tall image, with a zero row above,
+//! between and below them, which supplies the vertical padding. That image is copied three
+//! times, shifted by one column left, not at all and right (the horizontal taps); a kernel
+//! row `kh` then reads those copies from row `kh` on, so the convolution is three products
+//! `y += W_kh · shifted[kh..]` with no further copying. The output rows that fall on the
+//! separators are computed and dropped.
 //!
-//! Images are spread over the rayon threads and each product runs on one thread, so a step
-//! of a small network keeps both cores busy without splitting tiny matrices.
+//! At stride 2 each image is unfolded into a `[cin·9, oh·ow]` matrix of patches (im2col):
+//! `y = W · cols + bias`, `dcols = Wᵀ · dy` folded back onto the input (col2im), and
+//! `dW = Σ dy · colsᵀ`.
+//!
+//! The stride-1 input gradient is itself a stride-1 convolution (below), so it runs as a
+//! forward pass.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -74,6 +82,74 @@ fn panel_images(g: &Geometry) -> usize {
     ((1 << 20) / (4 * g.taps() * g.pixels())).clamp(1, 16)
 }
 
+/// Images stacked into one tall image per work item at stride 1: as many as make about a
+/// megabyte of shifted copies.
+fn stack_images(g: &Geometry) -> usize {
+    ((1 << 20) / (4 * 3 * g.cin * (g.h + 1) * g.w)).clamp(1, 16)
+}
+
+/// Rows of the tall image of `m` stacked images: a zero row above each, and one below all.
+fn stack_rows(g: &Geometry, m: usize) -> usize {
+    m * (g.h + 1) + 1
+}
+
+/// Copies `m` images `[cin, h, w]` into `s`, laid out `[cin, 3, t·w]` with `t` the stacked
+/// rows: per channel, the tall image three times, copy `kw` holding at column `x` the input
+/// column `x + kw − 1` (zero past either edge).
+fn stack_shifted(x: &[f32], g: &Geometry, m: usize, s: &mut [f32]) {
+    let (h, w, hw) = (g.h, g.w, g.h * g.w);
+    let t = stack_rows(g, m);
+    for (c, planes) in s.chunks_exact_mut(3 * t * w).enumerate() {
+        for (kw, plane) in planes.chunks_exact_mut(t * w).enumerate() {
+            plane[..w].fill(0.0);
+            for i in 0..m {
+                let src = &x[i * g.input_len() + c * hw..][..hw];
+                let at = (1 + i * (h + 1)) * w;
+                let dst = &mut plane[at..at + hw];
+                match kw {
+                    0 => {
+                        dst[1..].copy_from_slice(&src[..hw - 1]);
+                        dst.iter_mut().step_by(w).for_each(|v| *v = 0.0);
+                    }
+                    1 => dst.copy_from_slice(src),
+                    _ => {
+                        dst[..hw - 1].copy_from_slice(&src[1..]);
+                        dst[w - 1..].iter_mut().step_by(w).for_each(|v| *v = 0.0);
+                    }
+                }
+                plane[at + hw..at + hw + w].fill(0.0);
+            }
+        }
+    }
+}
+
+/// Copies `m` output gradients `[cout, h, w]` into `dz`, `[cout, (t − 2)·w]`: the tall
+/// output of the stacked images, zero on the separator rows.
+fn stack_output(dy: &[f32], g: &Geometry, m: usize, dz: &mut [f32]) {
+    let (h, w, hw) = (g.h, g.w, g.h * g.w);
+    let n = (stack_rows(g, m) - 2) * w;
+    for (co, row) in dz.chunks_exact_mut(n).enumerate() {
+        for i in 0..m {
+            let at = i * (h + 1) * w;
+            row[at..at + hw].copy_from_slice(&dy[i * g.output_len() + co * hw..][..hw]);
+            if i + 1 < m {
+                row[at + hw..at + hw + w].fill(0.0);
+            }
+        }
+    }
+}
+
+/// The weight `[cout, cin, 3, 3]` as three matrices `[3][cout, cin·3]`, one per kernel row,
+/// columns in the order `(ci, kw)` of the shifted copies.
+fn by_kernel_row(weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let mut out = vec![0.0; weight.len()];
+    for (i, v) in weight.iter().enumerate() {
+        let (co, ci, kh, kw) = (i / (9 * g.cin), i / 9 % g.cin, i / 3 % 3, i % 3);
+        out[(kh * g.cout + co) * 3 * g.cin + ci * 3 + kw] = *v;
+    }
+    out
+}
+
 thread_local! {
     /// Each thread's patch matrix and product buffer, kept between calls: every element a
     /// call reads it has written first, so they are neither zeroed nor reallocated.
@@ -97,9 +173,6 @@ fn with_scratch<R>(a: usize, b: usize, work: impl FnOnce(&mut [f32], &mut [f32])
 /// Unfolds one image `[cin, h, w]` into columns `at..at + oh·ow` of `cols`, a
 /// `[cin·9, ld]` matrix.
 fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize, at: usize) {
-    if g.stride == 1 {
-        return im2col_stride1(x, g, cols, ld, at);
-    }
     let (oh, ow, s) = (g.oh(), g.ow(), g.stride);
     for row in 0..g.taps() {
         let (c, kh, kw) = (row / 9, row / 3 % 3, row % 3);
@@ -119,38 +192,6 @@ fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize, at: usize) {
                 *v = src[ox * s + kw - 1];
             }
             line[last..].fill(0.0);
-        }
-    }
-}
-
-/// At stride 1 each row of `cols` is the whole input plane shifted by the tap's offset:
-/// one contiguous copy, then zeros where the shift crosses the border (the rows above or
-/// below, and the column that would wrap round from the neighbouring row).
-fn im2col_stride1(x: &[f32], g: &Geometry, cols: &mut [f32], ld: usize, at: usize) {
-    let (h, w) = (g.h as isize, g.w as isize);
-    let n = g.h * g.w;
-    for row in 0..g.taps() {
-        let (c, kh, kw) = (row / 9, (row / 3 % 3) as isize, (row % 3) as isize);
-        let plane = &x[c * n..(c + 1) * n];
-        let out = &mut cols[row * ld + at..row * ld + at + n];
-        let (dy, dx) = (kh - 1, kw - 1);
-        let offset = dy * w + dx;
-        // Output rows whose source row exists, as a flat range, clipped to the plane.
-        let lo = ((-dy).max(0) * w).max(-offset);
-        let hi = ((h - dy.max(0)) * w).min(n as isize - offset);
-        let (lo, hi) = (lo as usize, hi as usize);
-        out[..lo].fill(0.0);
-        out[lo..hi].copy_from_slice(
-            &plane[(lo as isize + offset) as usize..(hi as isize + offset) as usize],
-        );
-        out[hi..].fill(0.0);
-        match dx {
-            -1 => out.iter_mut().step_by(g.w).for_each(|v| *v = 0.0),
-            1 => out[g.w - 1..]
-                .iter_mut()
-                .step_by(g.w)
-                .for_each(|v| *v = 0.0),
-            _ => {}
         }
     }
 }
@@ -268,9 +309,70 @@ fn check(g: &Geometry, x: Option<&[f32]>, w: Option<&[f32]>, y: Option<&[f32]>) 
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32> {
     check(g, Some(x), Some(weight), None);
     assert_eq!(bias.len(), g.cout, "bias length");
+    let len = g.batch * g.output_len();
+    let mut y = Vec::with_capacity(len);
+    let out = &mut y.spare_capacity_mut()[..len];
+    if g.stride == 1 {
+        forward_stacked(x, weight, bias, g, out);
+    } else {
+        forward_unfolded(x, weight, bias, g, out);
+    }
+    // SAFETY: both write every element of `out`, the first `len` of `y`'s capacity.
+    unsafe { y.set_len(len) };
+    y
+}
+
+/// Stride 1: three products per panel of stacked images.
+fn forward_stacked(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    g: &Geometry,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let (p, nb, k3) = (g.pixels(), stack_images(g), 3 * g.cin);
+    let rows = by_kernel_row(weight, g);
+    out.par_chunks_mut(nb * g.output_len())
+        .zip(x.par_chunks(nb * g.input_len()))
+        .for_each(|(y, x)| {
+            let m = x.len() / g.input_len();
+            let t = stack_rows(g, m);
+            let n = (t - 2) * g.w;
+            with_scratch(k3 * t * g.w, g.cout * n, |s, z| {
+                stack_shifted(x, g, m, s);
+                for kh in 0..3 {
+                    // Row (ci, kw) of this kernel row's operand starts kh rows into copy
+                    // (ci, kw); the copies are t·w apart.
+                    let b = Mat {
+                        ptr: s[kh * g.w..].as_ptr(),
+                        rs: (t * g.w) as isize,
+                        cs: 1,
+                    };
+                    let a = Mat::rows(&rows[kh * g.cout * k3..(kh + 1) * g.cout * k3], k3);
+                    matmul(z, kh > 0, a, b, g.cout, k3, n);
+                }
+                for (i, y) in y.chunks_exact_mut(g.output_len()).enumerate() {
+                    for (co, (row, b)) in y.chunks_exact_mut(p).zip(bias).enumerate() {
+                        let src = &z[co * n + i * (g.h + 1) * g.w..][..p];
+                        row.iter_mut().zip(src).for_each(|(d, s)| {
+                            d.write(s + b);
+                        });
+                    }
+                }
+            })
+        });
+}
+
+/// Stride 2: one product per panel of unfolded images.
+fn forward_unfolded(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    g: &Geometry,
+    out: &mut [MaybeUninit<f32>],
+) {
     let (k, p, nb) = (g.taps(), g.pixels(), panel_images(g));
-    let mut y = vec![0.0; g.batch * g.output_len()];
-    y.par_chunks_mut(nb * g.output_len())
+    out.par_chunks_mut(nb * g.output_len())
         .zip(x.par_chunks(nb * g.input_len()))
         .for_each(|(y, x)| {
             let n = x.len() / g.input_len() * p;
@@ -278,18 +380,25 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32
                 for (i, x) in x.chunks_exact(g.input_len()).enumerate() {
                     im2col(x, g, cols, n, i * p);
                 }
-                let z = &mut z[..g.cout * n];
-                let cols = Mat::rows(&cols[..k * n], n);
-                matmul(z, false, Mat::rows(weight, k), cols, g.cout, k, n);
+                matmul(
+                    z,
+                    false,
+                    Mat::rows(weight, k),
+                    Mat::rows(cols, n),
+                    g.cout,
+                    k,
+                    n,
+                );
                 for (i, y) in y.chunks_exact_mut(g.output_len()).enumerate() {
                     for (co, (row, b)) in y.chunks_exact_mut(p).zip(bias).enumerate() {
                         let src = &z[co * n + i * p..co * n + (i + 1) * p];
-                        row.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
+                        row.iter_mut().zip(src).for_each(|(d, s)| {
+                            d.write(s + b);
+                        });
                     }
                 }
             })
         });
-    y
 }
 
 /// The gradient of the loss with respect to `x`, given its gradient `dy` with respect to the
@@ -342,37 +451,84 @@ pub fn input_grad(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
 /// shares added in order, so the result does not depend on scheduling.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     check(g, Some(x), None, Some(dy));
-    let (k, p, nb) = (g.taps(), g.pixels(), panel_images(g));
     let shares = rayon::current_num_threads().clamp(1, g.batch.max(1));
     let per = g.batch.div_ceil(shares).max(1);
     let partials: Vec<Vec<f32>> = x
         .par_chunks(per * g.input_len())
         .zip(dy.par_chunks(per * g.output_len()))
         .map(|(x, dy)| {
-            let mut dw = vec![0.0; g.cout * k];
-            let mut cols = vec![0.0; k * nb * p];
-            let mut panel = vec![0.0; g.cout * nb * p];
-            for (j, (x, dy)) in x
-                .chunks(nb * g.input_len())
-                .zip(dy.chunks(nb * g.output_len()))
-                .enumerate()
-            {
-                let n = x.len() / g.input_len() * p;
-                for (i, x) in x.chunks_exact(g.input_len()).enumerate() {
-                    im2col(x, g, &mut cols, n, i * p);
-                }
-                let panel = &mut panel[..g.cout * n];
-                gather(dy, g.cout, p, panel);
-                let cols_t = Mat::transposed(&cols[..k * n], n);
-                matmul(&mut dw, j > 0, Mat::rows(panel, n), cols_t, g.cout, n, k);
+            if g.stride == 1 {
+                weight_grad_stacked(x, dy, g)
+            } else {
+                weight_grad_unfolded(x, dy, g)
             }
-            dw
         })
         .collect();
     let mut partials = partials.into_iter();
-    let mut dw = partials.next().unwrap_or_else(|| vec![0.0; g.cout * k]);
+    let mut dw = partials
+        .next()
+        .unwrap_or_else(|| vec![0.0; g.cout * g.taps()]);
     for part in partials {
         dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// Stride 1, one share of the batch: per kernel row, `dW_kh = Σ dz · shifted[kh..]ᵀ` over
+/// panels of stacked images, with `dz` the stacked output gradient.
+fn weight_grad_stacked(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (nb, k3) = (stack_images(g), 3 * g.cin);
+    let mut rows = vec![0.0; 3 * g.cout * k3];
+    let mut s = vec![0.0; k3 * stack_rows(g, nb) * g.w];
+    let mut dz = vec![0.0; g.cout * (stack_rows(g, nb) - 2) * g.w];
+    for (j, (x, dy)) in x
+        .chunks(nb * g.input_len())
+        .zip(dy.chunks(nb * g.output_len()))
+        .enumerate()
+    {
+        let m = x.len() / g.input_len();
+        let t = stack_rows(g, m);
+        let n = (t - 2) * g.w;
+        let s = &mut s[..k3 * t * g.w];
+        let dz = &mut dz[..g.cout * n];
+        stack_shifted(x, g, m, s);
+        stack_output(dy, g, m, dz);
+        for (kh, dw) in rows.chunks_exact_mut(g.cout * k3).enumerate() {
+            let shifted_t = Mat {
+                ptr: s[kh * g.w..].as_ptr(),
+                rs: 1,
+                cs: (t * g.w) as isize,
+            };
+            matmul(dw, j > 0, Mat::rows(dz, n), shifted_t, g.cout, n, k3);
+        }
+    }
+    let mut dw = vec![0.0; rows.len()];
+    for (i, v) in dw.iter_mut().enumerate() {
+        let (co, ci, kh, kw) = (i / (9 * g.cin), i / 9 % g.cin, i / 3 % 3, i % 3);
+        *v = rows[(kh * g.cout + co) * k3 + ci * 3 + kw];
+    }
+    dw
+}
+
+/// Stride 2, one share of the batch: `Σ dy · colsᵀ` over panels of unfolded images.
+fn weight_grad_unfolded(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, p, nb) = (g.taps(), g.pixels(), panel_images(g));
+    let mut dw = vec![0.0; g.cout * k];
+    let mut cols = vec![0.0; k * nb * p];
+    let mut panel = vec![0.0; g.cout * nb * p];
+    for (j, (x, dy)) in x
+        .chunks(nb * g.input_len())
+        .zip(dy.chunks(nb * g.output_len()))
+        .enumerate()
+    {
+        let n = x.len() / g.input_len() * p;
+        for (i, x) in x.chunks_exact(g.input_len()).enumerate() {
+            im2col(x, g, &mut cols, n, i * p);
+        }
+        let panel = &mut panel[..g.cout * n];
+        gather(dy, g.cout, p, panel);
+        let cols_t = Mat::transposed(&cols[..k * n], n);
+        matmul(&mut dw, j > 0, Mat::rows(panel, n), cols_t, g.cout, n, k);
     }
     dw
 }
@@ -441,8 +597,7 @@ mod tests {
 
     fn geometries() -> Vec<Geometry> {
         let mut out = Vec::new();
-        // The last two unfold one and two images per panel, leaving a part-filled panel.
-        for (h, w) in [(5, 7), (6, 6), (2, 3), (41, 50), (28, 25)] {
+        for (h, w) in [(5, 7), (6, 6), (2, 3), (1, 1), (41, 50), (28, 25)] {
             for stride in [1, 2] {
                 out.push(Geometry {
                     batch: 3,
@@ -453,6 +608,25 @@ mod tests {
                     stride,
                 });
             }
+        }
+        // Wide enough that a batch of five makes panels of two stacked images (stride 1) or
+        // three unfolded ones (stride 2), the last part-filled.
+        for stride in [1, 2] {
+            let g = Geometry {
+                batch: 5,
+                cin: 40,
+                cout: 3,
+                h: 30,
+                w: 30,
+                stride,
+            };
+            let per_panel = if stride == 1 {
+                stack_images(&g)
+            } else {
+                panel_images(&g)
+            };
+            assert_eq!(per_panel, 1 + stride);
+            out.push(g);
         }
         out
     }
@@ -492,6 +666,52 @@ mod tests {
             let ones = vec![1.0; g.batch * g.output_len()];
             let db = bias_grad(&ones, &g);
             assert!(db.iter().all(|&v| v == (g.batch * g.pixels()) as f32));
+        }
+    }
+
+    /// Milliseconds (minimum and median of 30) of each pass for the convolutions of `small`
+    /// at batch 128: `cargo test --release --lib conv_timings -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing, run by hand"]
+    fn conv_timings() {
+        let layers = [
+            (4, 32, 14, 1),
+            (32, 32, 14, 1),
+            (32, 64, 14, 2),
+            (64, 64, 7, 1),
+            (96, 32, 14, 1),
+            (32, 4, 14, 1),
+        ];
+        for (cin, cout, side, stride) in layers {
+            let g = Geometry {
+                batch: 128,
+                cin,
+                cout,
+                h: side,
+                w: side,
+                stride,
+            };
+            let x = values(g.batch * g.input_len(), 7);
+            let w = values(g.cout * g.taps(), 8);
+            let b = values(g.cout, 9);
+            let dy = values(g.batch * g.output_len(), 10);
+            let time = |pass: &dyn Fn() -> Vec<f32>| {
+                let mut ms: Vec<f64> = (0..30)
+                    .map(|_| {
+                        let start = std::time::Instant::now();
+                        std::hint::black_box(pass());
+                        start.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect();
+                ms.sort_by(f64::total_cmp);
+                format!("{:.2} / {:.2}", ms[0], ms[15])
+            };
+            println!(
+                "{cin:>3} -> {cout:>3} at {side}x{side}, stride {stride}: forward {}, input gradient {}, weight gradient {} ms",
+                time(&|| forward(&x, &w, &b, &g)),
+                time(&|| input_grad(&w, &dy, &g)),
+                time(&|| weight_grad(&x, &dy, &g)),
+            );
         }
     }
 }
