@@ -15,9 +15,9 @@ pub enum Budget {
     Minutes(f64),
 }
 
-/// Optimiser steps of a run when no budget is given: about 14 minutes for the default
+/// Optimiser steps of a run when no budget is given: about 10 minutes for the default
 /// preset on a 2-core CPU, and a fixed count so that the run is the same on every machine.
-pub const DEFAULT_STEPS: u64 = 2000;
+pub const DEFAULT_STEPS: u64 = 4000;
 
 /// How the learning rate moves after the warm-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
