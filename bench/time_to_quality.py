@@ -23,8 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--seconds-per-step", type=float, required=True)
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--seconds-per-step", type=float)
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw the plot from --csv"
+    )
+    parser.add_argument("--title", default="default configuration")
     parser.add_argument("--mnist-flow", default="target/release/mnist-flow")
     parser.add_argument(
         "--only", help="comma-separated steps to evaluate (default: every kept file)"
@@ -34,6 +38,13 @@ def main():
         "--plot", type=Path, default=ROOT / "docs/pictures/time-to-quality.png"
     )
     args = parser.parse_args()
+    if args.replot:
+        with open(args.csv, newline="") as f:
+            rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        plot(rows, args)
+        return
+    if args.run is None or args.seconds_per_step is None:
+        parser.error("--run and --seconds-per-step are needed unless --replot")
 
     kept = sorted(
         (int(m.group(1)), p)
@@ -70,7 +81,10 @@ def main():
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    plot(rows, args)
 
+
+def plot(rows, args):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,7 +102,7 @@ def main():
         ax.axvline(10, color="red", ls=":", label="10 minutes")
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.suptitle("default configuration, evaluate defaults, N = 1000")
+    fig.suptitle(f"{args.title}, evaluate defaults, N = 1000")
     fig.tight_layout()
     fig.savefig(args.plot, dpi=100)
     print(f"wrote {args.csv} and {args.plot}")

@@ -86,7 +86,7 @@ pub struct TrainArgs {
     /// Model preset: small (default), full16, full24, full32 or reference.
     #[arg(long, default_value = "small", value_parser = ["small", "full16", "full24", "full32", "reference"])]
     pub preset: String,
-    /// Stop after this many optimiser steps in all (default 4000: about 10 minutes for the
+    /// Stop after this many optimiser steps in all (default 7000: about 10 minutes for the
     /// default preset on 2 CPU cores).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..))]
     pub steps: Option<u64>,

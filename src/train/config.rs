@@ -17,7 +17,7 @@ pub enum Budget {
 
 /// Optimiser steps of a run when no budget is given: about 10 minutes for the default
 /// preset on a 2-core CPU, and a fixed count so that the run is the same on every machine.
-pub const DEFAULT_STEPS: u64 = 4000;
+pub const DEFAULT_STEPS: u64 = 7000;
 
 /// How the learning rate moves after the warm-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ impl TrainConfig {
         Self {
             preset: preset.to_string(),
             model,
-            batch_size: 128,
+            batch_size: 64,
             learning_rate: 2e-3,
             warmup_steps: 50,
             lr_schedule: LrSchedule::Constant,
