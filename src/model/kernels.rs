@@ -9,8 +9,12 @@
 //! files do not depend on the path taken.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, PaddingConfig2d};
-use burn::tensor::{DType, Tensor};
+use burn::nn::GroupNorm;
+#[cfg(feature = "flex")]
+use burn::nn::PaddingConfig2d;
+#[cfg(feature = "flex")]
+use burn::tensor::DType;
+use burn::tensor::Tensor;
 
 #[cfg(feature = "flex")]
 pub mod activation;
@@ -88,6 +92,7 @@ pub fn silu_generic(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// The stride, if the kernel computes this convolution on this input's device.
+#[cfg(feature = "flex")]
 fn kernel_stride(conv: &Conv2d, x: &Tensor<4>) -> Option<usize> {
     let shape_fits = conv.kernel_size == [3, 3]
         && conv.dilation == [1, 1]
@@ -107,11 +112,6 @@ fn on_flex(x: &Tensor<4>) -> bool {
             x.device().inner().as_dispatch(),
             burn::backend::DispatchDevice::Flex(_)
         )
-}
-
-#[cfg(not(feature = "flex"))]
-fn on_flex(_: &Tensor<4>) -> bool {
-    false
 }
 
 #[cfg(all(test, feature = "flex"))]
