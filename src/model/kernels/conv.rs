@@ -144,15 +144,21 @@ fn stack_output(dy: &[f32], g: &Geometry, m: usize, dz: &mut [f32]) {
 fn by_kernel_row(weight: &[f32], g: &Geometry) -> Vec<f32> {
     let mut out = vec![0.0; weight.len()];
     for (i, v) in weight.iter().enumerate() {
-        let (co, ci, kh, kw) = (i / (9 * g.cin), i / 9 % g.cin, i / 3 % 3, i % 3);
-        out[(kh * g.cout + co) * 3 * g.cin + ci * 3 + kw] = *v;
+        out[kernel_row_position(i, g)] = *v;
     }
     out
 }
 
+/// Where element `i` of a `[cout, cin, 3, 3]` weight sits in its [`by_kernel_row`] layout.
+fn kernel_row_position(i: usize, g: &Geometry) -> usize {
+    let (co, ci, kh, kw) = (i / (9 * g.cin), i / 9 % g.cin, i / 3 % 3, i % 3);
+    (kh * g.cout + co) * 3 * g.cin + ci * 3 + kw
+}
+
 thread_local! {
-    /// Each thread's patch matrix and product buffer, kept between calls: every element a
-    /// call reads it has written first, so they are neither zeroed nor reallocated.
+    /// Each thread's operand (shifted copies or patch matrix) and product buffer, kept
+    /// between calls: every element a call reads it has written first, so they are neither
+    /// zeroed nor reallocated.
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -322,6 +328,27 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32
     y
 }
 
+/// Writes `z + bias` into the NCHW images `y`, `z` being `[cout, n]` with image `i` from
+/// column `i·every` on.
+fn write_images(
+    z: &[f32],
+    n: usize,
+    every: usize,
+    bias: &[f32],
+    g: &Geometry,
+    y: &mut [MaybeUninit<f32>],
+) {
+    let p = g.pixels();
+    for (i, y) in y.chunks_exact_mut(g.output_len()).enumerate() {
+        for (co, (row, b)) in y.chunks_exact_mut(p).zip(bias).enumerate() {
+            let src = &z[co * n + i * every..][..p];
+            row.iter_mut().zip(src).for_each(|(d, s)| {
+                d.write(s + b);
+            });
+        }
+    }
+}
+
 /// Stride 1: three products per panel of stacked images.
 fn forward_stacked(
     x: &[f32],
@@ -330,7 +357,7 @@ fn forward_stacked(
     g: &Geometry,
     out: &mut [MaybeUninit<f32>],
 ) {
-    let (p, nb, k3) = (g.pixels(), stack_images(g), 3 * g.cin);
+    let (nb, k3) = (stack_images(g), 3 * g.cin);
     let rows = by_kernel_row(weight, g);
     out.par_chunks_mut(nb * g.output_len())
         .zip(x.par_chunks(nb * g.input_len()))
@@ -351,14 +378,7 @@ fn forward_stacked(
                     let a = Mat::rows(&rows[kh * g.cout * k3..(kh + 1) * g.cout * k3], k3);
                     matmul(z, kh > 0, a, b, g.cout, k3, n);
                 }
-                for (i, y) in y.chunks_exact_mut(g.output_len()).enumerate() {
-                    for (co, (row, b)) in y.chunks_exact_mut(p).zip(bias).enumerate() {
-                        let src = &z[co * n + i * (g.h + 1) * g.w..][..p];
-                        row.iter_mut().zip(src).for_each(|(d, s)| {
-                            d.write(s + b);
-                        });
-                    }
-                }
+                write_images(z, n, (g.h + 1) * g.w, bias, g, y);
             })
         });
 }
@@ -389,14 +409,7 @@ fn forward_unfolded(
                     k,
                     n,
                 );
-                for (i, y) in y.chunks_exact_mut(g.output_len()).enumerate() {
-                    for (co, (row, b)) in y.chunks_exact_mut(p).zip(bias).enumerate() {
-                        let src = &z[co * n + i * p..co * n + (i + 1) * p];
-                        row.iter_mut().zip(src).for_each(|(d, s)| {
-                            d.write(s + b);
-                        });
-                    }
-                }
+                write_images(z, n, p, bias, g, y);
             })
         });
 }
@@ -504,8 +517,7 @@ fn weight_grad_stacked(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     }
     let mut dw = vec![0.0; rows.len()];
     for (i, v) in dw.iter_mut().enumerate() {
-        let (co, ci, kh, kw) = (i / (9 * g.cin), i / 9 % g.cin, i / 3 % 3, i % 3);
-        *v = rows[(kh * g.cout + co) * k3 + ci * 3 + kw];
+        *v = rows[kernel_row_position(i, g)];
     }
     dw
 }
