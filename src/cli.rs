@@ -83,8 +83,8 @@ pub struct ExportArgs {
 /// `train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Model preset: small (default), full16, full24, full32 or reference.
-    #[arg(long, default_value = "small", value_parser = ["small", "full16", "full24", "full32", "reference"])]
+    /// Model preset: small (default), medium, full16, full24, full32 or reference.
+    #[arg(long, default_value = "small", value_parser = ["small", "medium", "full16", "full24", "full32", "reference"])]
     pub preset: String,
     /// Stop after this many optimiser steps in all (default 7000: about 10 minutes for the
     /// default preset on 2 CPU cores).
@@ -257,7 +257,7 @@ pub struct PathArgs {
 pub struct BenchArgs {
     /// Presets to measure, comma-separated.
     #[arg(long, default_value = "small,reference", value_delimiter = ',',
-          value_parser = ["small", "full16", "full24", "full32", "reference"])]
+          value_parser = ["small", "medium", "full16", "full24", "full32", "reference"])]
     pub presets: Vec<String>,
     /// Timed repetitions of each measurement (after one warm-up).
     #[arg(long, allow_negative_numbers = true, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
