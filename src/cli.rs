@@ -103,6 +103,10 @@ pub struct TrainArgs {
     /// peak at the last step of a --steps budget).
     #[arg(long, value_parser = ["constant", "cosine"])]
     pub lr_schedule: Option<String>,
+    /// Training times: uniform (default) or logit-normal (t = sigmoid(n), n ~ N(0, 1): more
+    /// of them mid-path).
+    #[arg(long, value_parser = ["uniform", "logit-normal"])]
+    pub time_sampling: Option<String>,
     /// Probability of dropping a label, in [0, 1).
     #[arg(long, allow_negative_numbers = true, value_parser = unit_interval)]
     pub label_dropout: Option<f64>,

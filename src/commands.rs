@@ -23,7 +23,9 @@ use mnist_flow::path::CondOtPath;
 use mnist_flow::sample::{sample, SampleSettings, Samples, DEFAULT_GUIDANCE, DEFAULT_INTERVAL};
 use mnist_flow::solver::{Solver, TimeGrid};
 use mnist_flow::train::trainer::{read_log, CHECKPOINT};
-use mnist_flow::train::{Budget, Checkpoint, LrSchedule, Outcome, TrainConfig, Trainer};
+use mnist_flow::train::{
+    Budget, Checkpoint, LrSchedule, Outcome, TimeSampling, TrainConfig, Trainer,
+};
 use mnist_flow::viz::{self, Chart, Panel, Series};
 
 use crate::cli::{
@@ -190,6 +192,7 @@ fn refuse_fixed_settings(args: &TrainArgs) -> Result<()> {
     let given = [
         ("--batch-size", args.batch_size.is_some()),
         ("--lr", args.lr.is_some()),
+        ("--time-sampling", args.time_sampling.is_some()),
         ("--label-dropout", args.label_dropout.is_some()),
         ("--ema-decay", args.ema_decay.is_some()),
         ("--eval-every", args.eval_every.is_some()),
@@ -217,6 +220,12 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(name) = &args.lr_schedule {
         config.lr_schedule = lr_schedule(name);
+    }
+    if let Some(name) = &args.time_sampling {
+        config.time_sampling = match name.as_str() {
+            "logit-normal" => TimeSampling::LogitNormal,
+            _ => TimeSampling::Uniform,
+        };
     }
     if let Some(p) = args.label_dropout {
         config.label_dropout = p;

@@ -31,6 +31,31 @@ pub enum LrSchedule {
     Cosine,
 }
 
+/// How the training times `t` are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSampling {
+    /// Uniform on `[0, 1)`.
+    #[default]
+    Uniform,
+    /// `t = σ(n)` with `n ~ N(0, 1)` (Esser et al., 2024): more draws in the middle of the
+    /// path, where the velocity is hardest to predict, fewer at its ends.
+    LogitNormal,
+}
+
+impl TimeSampling {
+    /// One draw.
+    pub fn draw(self, rng: &mut impl rand::Rng) -> f32 {
+        match self {
+            Self::Uniform => rng.random::<f32>(),
+            Self::LogitNormal => {
+                let n: f32 = rng.sample(rand_distr::StandardNormal);
+                1.0 / (1.0 + (-n).exp())
+            }
+        }
+    }
+}
+
 /// Everything that determines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -47,6 +72,9 @@ pub struct TrainConfig {
     /// The learning rate after the warm-up.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// How the times of the training batches are drawn.
+    #[serde(default)]
+    pub time_sampling: TimeSampling,
     /// Decoupled weight decay of AdamW.
     pub weight_decay: f64,
     /// Probability of replacing a label by "no label".
@@ -75,6 +103,7 @@ impl TrainConfig {
             learning_rate: 2e-3,
             warmup_steps: 50,
             lr_schedule: LrSchedule::Constant,
+            time_sampling: TimeSampling::Uniform,
             weight_decay: 1e-4,
             label_dropout: 0.1,
             ema_decay: 0.999,
@@ -154,5 +183,28 @@ mod tests {
 
         config.budget = Budget::Minutes(5.0);
         assert_eq!(config.learning_rate_at(1049), peak);
+    }
+
+    #[test]
+    fn time_draws_follow_their_distribution() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        // σ(−1) and σ(1): the standard normal puts 15.87 % below −1 and as much above 1,
+        // the uniform 26.89 % below σ(−1).
+        let (low, high) = (1.0 / (1.0 + 1f32.exp()), 1.0 / (1.0 + (-1f32).exp()));
+        let n = 200_000;
+        let share = |sampling: TimeSampling, rng: &mut rand::rngs::StdRng| {
+            let draws: Vec<f32> = (0..n).map(|_| sampling.draw(rng)).collect();
+            assert!(draws.iter().all(|t| (0.0..1.0).contains(t)));
+            let below = draws.iter().filter(|&&t| t < low).count() as f64 / n as f64;
+            let above = draws.iter().filter(|&&t| t > high).count() as f64 / n as f64;
+            (below, above)
+        };
+        let (below, above) = share(TimeSampling::LogitNormal, &mut rng);
+        assert!((below - 0.1587).abs() < 0.004, "{below}");
+        assert!((above - 0.1587).abs() < 0.004, "{above}");
+        let (below, above) = share(TimeSampling::Uniform, &mut rng);
+        assert!((below - 0.2689).abs() < 0.004, "{below}");
+        assert!((above - 0.2689).abs() < 0.004, "{above}");
     }
 }

@@ -1,7 +1,7 @@
 //! The conditional flow-matching loss with label dropout for classifier-free guidance
 //! (Lipman et al., 2023; Ho & Salimans, 2022).
 //!
-//! For data `x1` with labels `y`, noise `x0 ~ N(0, I)` and `t ~ U[0, 1)`:
+//! For data `x1` with labels `y`, noise `x0 ~ N(0, I)` and `t ~ U[0, 1)` (or logit-normal):
 //!
 //! ```text
 //! L = mean ‖u(x_t, t, ỹ) − (x1 − x0)‖²,   ỹ = NO_LABEL with probability p, else y,
@@ -15,6 +15,8 @@ use rand_distr::StandardNormal;
 
 use crate::model::{UNet, NO_LABEL};
 use crate::path::CondOtPath;
+
+use super::config::TimeSampling;
 
 /// The random draws of one training batch, made on the host so that a seed fixes them.
 #[derive(Debug, Clone)]
@@ -42,11 +44,17 @@ pub fn drop_labels(labels: &[u8], p: f64, rng: &mut impl Rng) -> Vec<i64> {
 }
 
 /// Draws noise, times and dropped labels for a batch.
-pub fn draw(labels: &[u8], pixels: usize, dropout: f64, rng: &mut impl Rng) -> Draws {
+pub fn draw(
+    labels: &[u8],
+    pixels: usize,
+    dropout: f64,
+    times: TimeSampling,
+    rng: &mut impl Rng,
+) -> Draws {
     let noise = (0..labels.len() * pixels)
         .map(|_| rng.sample::<f32, _>(StandardNormal))
         .collect();
-    let t = (0..labels.len()).map(|_| rng.random::<f32>()).collect();
+    let t = (0..labels.len()).map(|_| times.draw(rng)).collect();
     let labels = drop_labels(labels, dropout, rng);
     Draws { noise, t, labels }
 }

@@ -7,5 +7,5 @@ pub mod loss;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
-pub use config::{Budget, LrSchedule, TrainConfig};
+pub use config::{Budget, LrSchedule, TimeSampling, TrainConfig};
 pub use trainer::{Outcome, TrainError, Trainer};

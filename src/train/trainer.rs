@@ -15,7 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 
 use super::checkpoint::{module_bytes, optimizer_bytes, Checkpoint, CheckpointError};
-use super::config::{Budget, LrSchedule, TrainConfig};
+use super::config::{Budget, LrSchedule, TimeSampling, TrainConfig};
 use super::{ema, loss};
 use crate::data::{Dataset, EpochSampler};
 use crate::model::UNet;
@@ -259,7 +259,13 @@ impl Trainer {
         let batch = self.sampler.next_batch(self.config.batch_size);
         let labels: Vec<u8> = batch.iter().map(|&i| self.labels[i]).collect();
         let mut rng = step_rng(self.config.seed, self.step);
-        let draws = loss::draw(&labels, self.pixels, self.config.label_dropout, &mut rng);
+        let draws = loss::draw(
+            &labels,
+            self.pixels,
+            self.config.label_dropout,
+            self.config.time_sampling,
+            &mut rng,
+        );
 
         let autodiff = self.device.clone().autodiff();
         let index: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
@@ -339,7 +345,15 @@ pub fn heldout_loss(model: &UNet, data: &Dataset, seed: u64, device: &Device) ->
             rows: side,
             cols: side,
         };
-        let draws = loss::draw(&part.labels, part.pixels(), 0.0, &mut rng);
+        // The held-out loss keeps uniform times whatever the training draws, so that runs with
+        // different time sampling are compared on the same measure.
+        let draws = loss::draw(
+            &part.labels,
+            part.pixels(),
+            0.0,
+            TimeSampling::Uniform,
+            &mut rng,
+        );
         let x1 = TensorData::new(part.scaled_pixels(), [part.len(), 1, side, side]);
         let x1 = Tensor::<4>::from_data(x1, device);
         let value: f32 = loss::flow_matching_loss(model, x1, &draws, device).into_scalar();
