@@ -34,7 +34,7 @@ use crate::cli::{
 };
 
 /// Weights shipped with the repository.
-pub const SHIPPED_WEIGHTS: &str = "weights/small.mfc";
+pub const SHIPPED_WEIGHTS: &str = "weights/shipped.mfc";
 
 pub fn run(cli: Cli) -> Result<()> {
     let device = device(&cli.device)?;
