@@ -31,6 +31,9 @@ def main():
     parser.add_argument("--title", default="default configuration")
     parser.add_argument("--mnist-flow", default="target/release/mnist-flow")
     parser.add_argument(
+        "--guidance", help="guidance scale to score at (default: evaluate's own default)"
+    )
+    parser.add_argument(
         "--only", help="comma-separated steps to evaluate (default: every kept file)"
     )
     parser.add_argument("--csv", type=Path, default=ROOT / "docs/time-to-quality.csv")
@@ -59,6 +62,8 @@ def main():
     rows = []
     for step, path in kept:
         command = shlex.split(args.mnist_flow) + ["evaluate", "--weights", str(path), "--json"]
+        if args.guidance:
+            command += ["--guidance", args.guidance]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"{shlex.join(command)} failed:\n{done.stderr[-2000:]}")

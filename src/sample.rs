@@ -15,8 +15,9 @@ use crate::solver::{integrate, SolveError, Solver, TimeGrid};
 pub const DEFAULT_SOLVER: &str = "euler";
 /// Steps of the default solver.
 pub const DEFAULT_STEPS: usize = 10;
-/// The default guidance scale.
-pub const DEFAULT_GUIDANCE: f64 = 2.5;
+/// The default guidance scale: the best FID at 10 Euler steps with 99 % class accuracy for the
+/// shipped weights (see the README's evaluation section).
+pub const DEFAULT_GUIDANCE: f64 = 2.0;
 /// Where guidance applies by default: not in the first, noisiest part of the path, where it
 /// costs variety and buys little.
 pub const DEFAULT_INTERVAL: (f64, f64) = (0.3, 1.0);
