@@ -368,11 +368,12 @@ pub struct SweepArgs {
     /// everywhere).
     #[arg(long, allow_hyphen_values = true, value_parser = interval)]
     pub guidance_interval: Option<(f64, f64)>,
-    /// The scale whose points make the FID-vs-NFE plot.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 3.0, value_parser = one_scale)]
+    /// The scale whose points make the FID-vs-NFE plot (default: the sampler's default scale).
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_GUIDANCE, value_parser = one_scale)]
     pub plot_guidance: f64,
-    /// The NFE whose points make the plots against the guidance scale.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    /// The NFE whose points make the plots against the guidance scale (default: the default
+    /// solver's step count).
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_STEPS as u64, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub plot_nfe: u64,
     /// Samples per class at each point.
     #[arg(long, allow_negative_numbers = true, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=10000))]

@@ -458,6 +458,8 @@ fn a_sweep_writes_its_points_and_plots_and_a_rerun_skips_them() {
             "1,3",
             "--plot-nfe",
             "2",
+            "--plot-guidance",
+            "3",
             "--per-class",
             "2",
             "--out",
